@@ -1,0 +1,244 @@
+"""The study spec: pydantic models loaded from YAML. The only place defaults live.
+
+Every mistake in a spec becomes a `StudyError` whose one-line message names the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from study.errors import StudyError
+from study.layers import LAYER_END
+
+#: named display windows (centre, width) in HU
+WINDOWS: dict[str, tuple[float, float]] = {
+    "abdomen": (40.0, 400.0),
+    "chest": (-600.0, 1500.0),
+    "head": (40.0, 80.0),
+}
+BUILTIN_PRETRAININGS = ("random", "imagenet")
+METRICS = ("psnr", "ssim", "rmse_hu")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    """Display window in which PSNR and SSIM are computed."""
+
+    name: str = "abdomen"
+    center: float = WINDOWS["abdomen"][0]
+    width: float = Field(WINDOWS["abdomen"][1], gt=0)
+
+    @property
+    def low(self) -> float:
+        return self.center - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.center + self.width / 2
+
+
+class DataSpec(_Strict):
+    """Embedded synthetic data: abdomen-like phantoms with projection-domain low-dose pairs."""
+
+    source: Literal["phantom"] = "phantom"
+    size: int = Field(128, ge=32, le=1024, description="slice size in pixels (square)")
+    fov_mm: float = Field(350.0, gt=0, description="field of view; sets the pixel size of the line integrals")
+    n_train: int = Field(32, ge=1)
+    n_val: int = Field(8, ge=1)
+    n_test: int = Field(24, ge=2)
+    dose_fraction: float = Field(0.25, gt=0, le=1, description="low dose / full dose")
+    photons: float = Field(1e5, gt=0, description="incident photons per ray at full dose (I0)")
+    electronic_noise: float = Field(10.0, ge=0, description="std of Gaussian electronic noise, in photon counts")
+    n_angles: Optional[int] = Field(None, ge=16, description="projection angles over 180°; default 1.5 × size")
+    seed: int = 0
+    hu_min: float = -1024.0
+    hu_max: float = 3072.0
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.hu_max <= self.hu_min:
+            raise ValueError(f"hu_max ({self.hu_max}) must exceed hu_min ({self.hu_min})")
+        return self
+
+
+class ModelSpec(_Strict):
+    name: Literal["unet"] = "unet"
+    channels: int = Field(32, ge=1, description="width of the first level; paper 1 uses 32 (32→512)")
+    levels: int = Field(5, ge=2, le=6, description="resolution levels; paper 1 uses 5")
+
+
+class TrainingSpec(_Strict):
+    epochs: int = Field(10, ge=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    patch_size: int = Field(96, ge=16)
+    select: Literal["best_val", "last"] = "best_val"
+    threads: int = Field(1, ge=1, description="torch CPU threads per trial")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class EncoderSpec(_Strict):
+    """A named encoder weighting (a level of the `pretraining` factor)."""
+
+    source: Literal["random", "imagenet", "file", "rotnet"]
+    path: Optional[str] = None
+    seed: int = 0
+    input: Literal["auto", "unit", "x255", "imagenet"] = "auto"
+    # rotnet (self-supervised rotation prediction on the study's own training slices)
+    steps: int = Field(60, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+
+    @model_validator(mode="after")
+    def _path(self):
+        if self.source == "file" and not self.path:
+            raise ValueError("source 'file' needs a 'path'")
+        return self
+
+
+class Factors(_Strict):
+    feature_level: list[str] = Field(default_factory=lambda: ["block3_conv2"], min_length=1)
+    pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
+    lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    seed: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+    @field_validator("feature_level")
+    @classmethod
+    def _levels(cls, v):
+        for name in v:
+            if name not in LAYER_END:
+                raise ValueError(f"unknown VGG-19 layer {name!r} (use Keras names like block3_conv2 or relu3_2)")
+        return v
+
+    @field_validator("lam")
+    @classmethod
+    def _lams(cls, v):
+        for x in v:
+            if not (x >= 0 and x < float("inf")):
+                raise ValueError(f"λ must be a finite number ≥ 0, got {x!r}")
+        return v
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+
+
+class Tracking(_Strict):
+    enabled: bool = True
+    uri: Optional[str] = Field(None, description="default: sqlite:///<output>/mlflow.db")
+    experiment: Optional[str] = Field(None, description="default: the study name")
+    example_images: int = Field(2, ge=0)
+
+
+class StudySpec(_Strict):
+    name: str
+    description: str = ""
+    output: Optional[str] = Field(None, description="default: results/<name>")
+    backend: Literal["ray", "local"] = "ray"
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    training: TrainingSpec = TrainingSpec()
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
+    factors: Factors = Factors()
+    metric_window: Union[str, Window] = "abdomen"
+    metrics: list[Literal["psnr", "ssim", "rmse_hu"]] = Field(default_factory=lambda: list(METRICS))
+    resources: Resources = Resources()
+    tracking: Tracking = Tracking()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-', '.' (max 64), starting with a letter or digit")
+        return v
+
+    @field_validator("metric_window")
+    @classmethod
+    def _window(cls, v):
+        if isinstance(v, str):
+            if v not in WINDOWS:
+                raise ValueError(f"unknown window {v!r}; use one of {sorted(WINDOWS)} or {{center, width}}")
+            c, w = WINDOWS[v]
+            return Window(name=v, center=c, width=w)
+        return v
+
+    @model_validator(mode="after")
+    def _pretrainings(self):
+        for name in self.factors.pretraining:
+            if name not in BUILTIN_PRETRAININGS and name not in self.encoders:
+                raise ValueError(
+                    f"factors.pretraining: {name!r} is neither built in {BUILTIN_PRETRAININGS} nor defined under 'encoders'"
+                )
+        for name in self.encoders:
+            if not _NAME.match(name):
+                raise ValueError(f"encoders: bad name {name!r}")
+        return self
+
+    @property
+    def window(self) -> Window:
+        assert isinstance(self.metric_window, Window)
+        return self.metric_window
+
+    def output_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override or self.output or Path("results") / self.name)
+
+    def encoder(self, name: str) -> EncoderSpec:
+        if name in self.encoders:
+            return self.encoders[name]
+        return EncoderSpec(source=name)  # built-ins
+
+
+def _describe(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(top level)"
+    msg = e["msg"].removeprefix("Value error, ")
+    value = e.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
+    return f"field '{loc}': {msg}{shown}{more}"
+
+
+def parse_spec(raw: dict, source: str = "<spec>") -> StudySpec:
+    if not isinstance(raw, dict):
+        raise StudyError(f"{source}: a study spec must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as err:
+        raise StudyError(f"{source}: {_describe(err)}") from None
+    base = Path(source).parent if source != "<spec>" else Path(".")
+    encoders = {}
+    for name, enc in spec.encoders.items():
+        if enc.source == "file":
+            p = Path(enc.path).expanduser()
+            p = p if p.is_absolute() else base / p
+            if not p.is_file():
+                raise StudyError(f"{source}: field 'encoders.{name}.path': file not found (got {enc.path!r})")
+            enc = enc.model_copy(update={"path": str(p.resolve())})
+        encoders[name] = enc
+    return spec.model_copy(update={"encoders": encoders})
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study YAML; raises StudyError with one line naming file, field and value."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: study spec not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise StudyError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+    return parse_spec(raw, str(path))

@@ -1,0 +1,90 @@
+"""Factors → trials, and the run key that names a trial everywhere (Ray trial, MLflow run, result rows).
+
+λ = 0 is the pixel-only baseline: it needs no encoder, so the grid holds one baseline per seed rather than one
+per (feature level × pretraining). The run key is a stable hash of the canonical trial config, including the
+ids of the data and of the encoder weights, so changing any of them gives new trials and adding a λ value
+adds only the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from study.config import StudySpec
+
+NONE = "none"  # feature_level / pretraining of the pixel-only baseline
+FACTOR_COLUMNS = ("feature_level", "pretraining", "lam", "seed")
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def short_hash(obj, n: int = 16) -> str:
+    text = obj if isinstance(obj, str) else canonical_json(obj)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Trial:
+    feature_level: str
+    pretraining: str
+    lam: float
+    seed: int
+    run_key: str = ""
+    config: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.lam == 0
+
+    @property
+    def configuration(self) -> str:
+        """Label of the configuration (all factors but the seed)."""
+        return configuration_label(self.feature_level, self.pretraining, self.lam)
+
+    def factors(self) -> dict:
+        return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+
+
+def configuration_label(feature_level: str, pretraining: str, lam: float) -> str:
+    if lam == 0:
+        return "pixel-only"
+    return f"{feature_level} · {pretraining} · λ={lam:g}"
+
+
+def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> dict:
+    """Everything that determines a trial's outcome, in canonical form."""
+    cfg = {
+        "factors": t.factors(),
+        "model": spec.model.model_dump(),
+        "training": {k: v for k, v in spec.training.model_dump().items() if k not in ("threads", "device")},
+        "data_id": data_id,
+        "metric_window": spec.window.model_dump(),
+    }
+    if not t.is_baseline:
+        enc = spec.encoder(t.pretraining)
+        cfg["encoder_id"] = encoder_ids[t.pretraining]
+        cfg["encoder_input"] = enc.input
+    return cfg
+
+
+def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[Trial]:
+    """All trials of the study, baselines first, each with its run key. No duplicates."""
+    f = spec.factors
+    seen: dict[tuple, Trial] = {}
+    for seed in f.seed:
+        for lam in sorted(set(f.lam)):
+            levels = [NONE] if lam == 0 else f.feature_level
+            pretrainings = [NONE] if lam == 0 else f.pretraining
+            for level in levels:
+                for pre in pretrainings:
+                    t = Trial(level, pre, float(lam), int(seed))
+                    key = (level, pre, float(lam), int(seed))
+                    if key in seen:
+                        continue
+                    cfg = trial_config(spec, t, data_id, encoder_ids)
+                    seen[key] = Trial(level, pre, float(lam), int(seed), run_key=short_hash(cfg), config=cfg)
+    return sorted(seen.values(), key=lambda t: (not t.is_baseline, t.feature_level, t.pretraining, t.lam, t.seed))

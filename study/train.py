@@ -1,0 +1,184 @@
+"""One trial: fit a denoiser with L = L_pixel + λ·L_perceptual on random patches, keep the best-validation
+weights, test on full slices. A pure function of its `TrialSpec`; no Ray, MLflow or SLURM imports.
+
+A checkpoint is written to `spec.out_dir/checkpoint.pt` after every epoch and picked up again if the trial is
+restarted, so a killed or preempted trial continues from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from study.data.ct import hu_to_unit, unit_to_hu
+from study.data.patches import sample_patches
+from study.losses import perceptual_influence, perceptual_loss, pixel_loss
+from study.metrics import image_metrics
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass
+class TrialSpec:
+    run_key: str
+    study: str
+    configuration: str
+    feature_level: str
+    pretraining: str
+    lam: float
+    seed: int
+    model: dict
+    training: dict
+    data_path: str
+    data_id: str
+    window: dict  # name, center, width
+    hu_range: tuple[float, float]
+    out_dir: str
+    encoder_path: Optional[str] = None
+    encoder_id: Optional[str] = None
+    encoder_input: str = "x255"
+    example_images: int = 2
+
+    def factors(self) -> dict:
+        return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+
+
+@dataclass
+class TrialResult:
+    summary: dict
+    per_image: list[dict]
+    history: list[dict]
+    examples: dict = field(default_factory=dict)  # image_id -> (low-dose, output, full-dose) in HU
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _load_encoder(spec: TrialSpec, device):
+    from study.encoders import FeatureExtractor, load_state_dict, vgg19_features
+    from study.layers import layer_end
+
+    sd, _ = load_state_dict(spec.encoder_path)
+    feats = vgg19_features()
+    feats.load_state_dict(sd)
+    return FeatureExtractor(feats[: layer_end(spec.feature_level)], spec.encoder_input).to(device)
+
+
+@torch.no_grad()
+def _predict(model, slices_hu: np.ndarray, hu_range, device, chunk: int = 4) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(slices_hu), chunk):
+        x = torch.from_numpy(hu_to_unit(np.asarray(slices_hu[i:i + chunk], np.float32), *hu_range))[:, None].to(device)
+        out.append(unit_to_hu(model(x)[:, 0].float().cpu().numpy(), *hu_range))
+    return np.concatenate(out)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = None) -> TrialResult:
+    """Train, select and test one configuration. `on_epoch(epoch, metrics)` is called after every epoch."""
+    from study.models import build_model
+    from study.config import ModelSpec
+
+    t0 = time.time()
+    tr = spec.training
+    torch.set_num_threads(int(tr.get("threads", 1)))
+    device = _device(tr.get("device", "auto"))
+    _seed_everything(spec.seed)
+    hu_range = tuple(spec.hu_range)
+    low, high = spec.window["center"] - spec.window["width"] / 2, spec.window["center"] + spec.window["width"] / 2
+
+    data = Path(spec.data_path)
+    train_ld, train_fd = np.load(data / "train_ld.npy", mmap_mode="r"), np.load(data / "train_fd.npy", mmap_mode="r")
+    val_ld, val_fd = np.load(data / "val_ld.npy"), np.load(data / "val_fd.npy")
+    test_ld, test_fd = np.load(data / "test_ld.npy"), np.load(data / "test_fd.npy")
+
+    model = build_model(ModelSpec(**spec.model)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
+    encoder = _load_encoder(spec, device) if spec.lam > 0 else None
+    rng = np.random.default_rng(spec.seed)
+
+    out_dir = Path(spec.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    start, history, best, best_score = 0, [], None, -math.inf
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        start, history, best, best_score = ck["epoch"] + 1, ck["history"], ck["best"], ck["best_score"]
+
+    for epoch in range(start, tr["epochs"]):
+        model.train()
+        sums = np.zeros(3)
+        for _ in range(tr["steps_per_epoch"]):
+            a, b = sample_patches(train_ld, train_fd, tr["batch_size"], tr["patch_size"], rng)
+            x = torch.from_numpy(hu_to_unit(a, *hu_range)).to(device)
+            y = torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+            out = model(x)
+            l_pix = pixel_loss(out, y)
+            l_perc = perceptual_loss(encoder, out, y) if encoder is not None else torch.zeros((), device=device)
+            loss = l_pix + spec.lam * l_perc
+            if not torch.isfinite(loss):
+                raise Diverged(f"non-finite loss at epoch {epoch}: pixel={l_pix.item()}, perceptual={l_perc.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += (l_pix.item(), l_perc.item(), loss.item())
+        pix, perc, total = sums / tr["steps_per_epoch"]
+        val_pred = _predict(model, val_ld, hu_range, device)
+        val_psnr = float(np.mean([image_metrics(p, r, low, high)["psnr"] for p, r in zip(val_pred, val_fd)]))
+        val_mse = float(np.mean((hu_to_unit(val_pred, *hu_range) - hu_to_unit(val_fd, *hu_range)) ** 2))
+        metrics = {"epoch": epoch, "train_loss": total, "pixel_loss": pix, "perceptual_loss": perc,
+                   "psi": perceptual_influence(pix, perc, spec.lam), "val_psnr": val_psnr, "val_mse": val_mse}
+        history.append(metrics)
+        if tr.get("select", "best_val") == "last" or val_psnr > best_score:
+            best_score, best = val_psnr, {"epoch": epoch, "model": copy.deepcopy(model.state_dict())}
+        _save_checkpoint(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                                     "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
+                                     "best": best, "best_score": best_score})
+        if on_epoch:
+            on_epoch(epoch, metrics)
+
+    model.load_state_dict(best["model"])
+    pred = _predict(model, test_ld, hu_range, device)
+    per_image = []
+    for i, (p, x, r) in enumerate(zip(pred, test_ld, test_fd)):
+        row = {"image_id": f"test-{i:04d}", "patient": "phantom", **image_metrics(p, r, low, high)}
+        row.update({f"input_{k}": v for k, v in image_metrics(x, r, low, high).items()})
+        per_image.append(row)
+    last = history[-1]
+    means = {k: float(np.mean([r[k] for r in per_image])) for k in per_image[0] if k not in ("image_id", "patient")}
+    summary = {"psi": last["psi"], "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
+               "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,
+               "device": str(device)}
+    examples = {f"test-{i:04d}": (test_ld[i], pred[i], test_fd[i]) for i in range(min(spec.example_images, len(pred)))}
+    return TrialResult(summary=summary, per_image=per_image, history=history, examples=examples)
