@@ -62,10 +62,21 @@ def _features_only(sd: dict) -> dict:
 
 
 def imagenet_file() -> Path:
+    """Where torchvision looks for the ImageNet VGG-19 weights before downloading them."""
     from torchvision.models import VGG19_Weights
 
     name = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
     return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def require_imagenet_file() -> Path:
+    path = imagenet_file()
+    if not path.is_file():
+        raise StudyError(
+            f"ImageNet VGG-19 weights not found at {path}: this machine cannot download them; copy "
+            f"vgg19-dcbb9e9d.pth there (or set TORCH_HOME) or use a weights file path"
+        )
+    return path
 
 
 def load_state_dict(weights: str, seed: int = 0) -> tuple[dict, dict]:
@@ -74,12 +85,7 @@ def load_state_dict(weights: str, seed: int = 0) -> tuple[dict, dict]:
         torch.manual_seed(seed)
         return vgg19_features().state_dict(), {"source": "random", "seed": seed}
     if weights == "imagenet":
-        path = imagenet_file()
-        if not path.is_file():
-            raise StudyError(
-                f"ImageNet VGG-19 weights not found at {path}: this machine cannot download them; copy "
-                f"vgg19-dcbb9e9d.pth there (or set TORCH_HOME) or use a weights file path"
-            )
+        path = require_imagenet_file()
         return _features_only(torch.load(path, map_location="cpu", weights_only=True)), {"source": "imagenet", "path": str(path)}
     path = Path(weights)
     if not path.is_file():
@@ -163,7 +169,7 @@ def save_weights(state_dict: dict, meta: dict, path: Path) -> str:
 
 
 def pretrain_rotnet(images: np.ndarray, *, steps: int, batch_size: int, lr: float, patch: int = 32, seed: int = 0,
-                    progress: Optional[callable] = None) -> tuple[dict, dict]:
+                    input_mode: str = "x255", progress: Optional[callable] = None) -> tuple[dict, dict]:
     """Self-supervised rotation prediction (Gidaris et al., ICLR 2018) of VGG-19 on unlabelled [0, 1] images.
 
     Chosen because it needs no labels, works on single CT slices, and trains every VGG layer. Returns the
@@ -173,7 +179,10 @@ def pretrain_rotnet(images: np.ndarray, *, steps: int, batch_size: int, lr: floa
     rng = np.random.default_rng(seed)
     feats = vgg19_features()
     head = nn.Linear(512, 4)
-    model = nn.Sequential(feats, nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+    # same input mapping as when the encoder is used as a loss, so the features it learns are the ones used
+    model = nn.Sequential(FeatureExtractor(feats, input_mode).train(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), head)
+    for p in feats.parameters():
+        p.requires_grad_(True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n, h, w = images.shape
     losses, accs = [], []
@@ -183,7 +192,7 @@ def pretrain_rotnet(images: np.ndarray, *, steps: int, batch_size: int, lr: floa
         crops = np.stack([images[i, y:y + patch, x:x + patch] for i, y, x in zip(idx, ys, xs)])
         k = rng.integers(0, 4, batch_size)
         rot = np.stack([np.rot90(c, int(r)) for c, r in zip(crops, k)])
-        x = torch.from_numpy(np.ascontiguousarray(rot, dtype=np.float32))[:, None].repeat(1, 3, 1, 1)
+        x = torch.from_numpy(np.ascontiguousarray(rot, dtype=np.float32))[:, None]
         y = torch.from_numpy(k)
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
@@ -195,7 +204,7 @@ def pretrain_rotnet(images: np.ndarray, *, steps: int, batch_size: int, lr: floa
         if progress:
             progress(step + 1, steps)
     tail = max(1, steps // 5)
-    meta = {"source": "rotnet", "steps": steps, "batch_size": batch_size, "lr": lr, "patch": patch, "seed": seed,
+    meta = {"source": "rotnet", "steps": steps, "batch_size": batch_size, "lr": lr, "patch": patch, "seed": seed, "input_mode": input_mode,
             "loss_first": float(np.mean(losses[:tail])), "loss_last": float(np.mean(losses[-tail:])),
             "accuracy_last": float(np.mean(accs[-tail:]))}
     return feats.state_dict(), meta

@@ -48,6 +48,8 @@ class TrialSpec:
     encoder_path: Optional[str] = None
     encoder_id: Optional[str] = None
     encoder_input: str = "x255"
+    encoder_sha256: Optional[str] = None
+    data_sha256: Optional[str] = None
     example_images: int = 2
 
     def factors(self) -> dict:

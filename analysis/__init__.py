@@ -1,0 +1,1 @@
+"""Turn study result tables into statistical evidence. Never imports torch or Ray."""

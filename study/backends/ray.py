@@ -1,0 +1,113 @@
+"""Ray Tune backend: a `Tuner` over the pending trials, one Tune trial per run key.
+
+The grid is exhaustive and never early-stopped (no scheduler): stopping some configurations early would bias the
+paired comparison the statistics rely on. Each trial reports every epoch with `ray.tune.report`; the driver's
+callback forwards those results to `Events` (and so to MLflow) and reads the trial's record when it ends.
+Checkpoints live in the trial folder (`trials/<run_key>/checkpoint.pt`): a retried trial resumes from them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from study.backends import Events, Options
+from study.results import read_record
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def _trainable(config, specs):
+    from ray import tune
+
+    from study.execute import execute
+
+    spec = specs[config["run_key"]]
+    record = execute(spec, on_epoch=lambda epoch, m: tune.report({**m, "epoch": epoch}))
+    tune.report({"epoch": -1, "trial_status_finished": float(record["status"] == "finished")})
+
+
+def ensure_ray(num_cpus: int | None = None) -> bool:
+    """Connect to `$RAY_ADDRESS` or start a local Ray. Returns True if this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+    return True
+
+
+def _make_forward(base):
+    class _Forward(base):
+        """Driver-side: Tune events → `Events`. Holds live objects, so it pickles to nothing (Tune saves its
+        run config; this study never restores a Tuner — resuming is done by run key, see study.runner)."""
+
+        def __init__(self, events: Events, by_key: dict):
+            self.events, self.by_key = events, by_key
+
+        def __getstate__(self):
+            return {}
+
+        def __setstate__(self, state):
+            self.events, self.by_key = Events(), {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.events.on_start(trial.config["run_key"])
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            epoch = int(result.get("epoch", -1))
+            if epoch >= 0:
+                metrics = {k: result[k] for k in ("train_loss", "pixel_loss", "perceptual_loss", "psi", "val_psnr", "val_mse")
+                           if k in result}
+                self.events.on_epoch(trial.config["run_key"], epoch, metrics)
+
+        def _done(self, trial, error=None):
+            key = trial.config["run_key"]
+            record = read_record(Path(self.by_key[key].out_dir))
+            if record is None:  # the worker died before writing its record
+                record = {"run_key": key, "status": "failed", "error": f"Ray trial error: {error or 'no result'}"}
+            self.events.on_done(key, record)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._done(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._done(trial, getattr(trial, "error_file", None) or "worker failed")
+
+    return _Forward
+
+
+def run(specs, events: Events, options: Options) -> None:
+    import ray
+    from ray import tune
+
+    by_key = {s.run_key: s for s in specs}
+    if not specs:
+        return
+    forward = _make_forward(tune.Callback)(events, by_key)
+    started = ensure_ray()
+    try:
+        trainable = tune.with_resources(tune.with_parameters(_trainable, specs=by_key),
+                                        {"cpu": options.cpu, "gpu": options.gpu})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"run_key": tune.grid_search(list(by_key))},
+            tune_config=tune.TuneConfig(max_concurrent_trials=options.max_concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(Path(options.storage).resolve()),
+                callbacks=[forward],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=options.retries),
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()

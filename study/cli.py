@@ -1,0 +1,119 @@
+"""`study` command line (typer + rich). User errors end in one line naming the culprit and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from study.errors import StudyError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Ablation studies of perceptual-loss design for low-dose CT denoising.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _user_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudyError as err:
+            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: finished trials are kept; run again (or with --resume) to continue")
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def run(
+    study: Path = typer.Argument(..., help="study spec (YAML)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: results/<name>)"),
+    backend: Optional[str] = typer.Option(None, help="ray | local (default: the spec's, ray)"),
+    resume: bool = typer.Option(False, "--resume", help="continue a started study in the results folder"),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
+):
+    """Run every trial not yet finished, then write the report."""
+    from study.config import load_spec
+    from study.runner import run_study
+
+    spec = load_spec(study)
+    if backend is not None and backend not in ("ray", "local"):
+        raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
+    run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
+              console=console, spec_text=study.read_text())
+
+
+@app.command()
+@_user_errors
+def report(
+    results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="metric(s) to report (default: all)"),
+):
+    """(Re)write RESULTS_DIR/report/."""
+    from analysis.report import write_report
+
+    try:
+        out = write_report(results_dir, metric or None)
+    except (FileNotFoundError, KeyError) as err:
+        raise StudyError(str(err).strip("'\"")) from None
+    console.print(f"report: {out / 'report.md'}")
+
+
+@app.command()
+@_user_errors
+def status(
+    results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Finished / running / failed / pending per trial."""
+    from rich.table import Table
+
+    from study.results import read_record, trial_dir, trial_state
+
+    grid = results_dir / "grid.json"
+    if not grid.is_file():
+        raise StudyError(f"{results_dir}: no grid.json — not a results folder of `study run`")
+    rows = json.loads(grid.read_text())
+    for r in rows:
+        r["state"] = trial_state(trial_dir(results_dir, r["run_key"]))
+        rec = read_record(trial_dir(results_dir, r["run_key"])) or {}
+        r["wall_s"], r["error"] = rec.get("wall_s"), rec.get("error")
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("finished", "running", "failed", "pending")}
+    if as_json:
+        console.print_json(json.dumps({"counts": counts, "trials": rows}, default=str))
+        return
+    table = Table(title=str(results_dir))
+    for col in ("run_key", "configuration", "seed", "state", "wall_s", "error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["run_key"], r["configuration"], str(r["seed"]), r["state"],
+                      f"{r['wall_s']:.0f}" if r["wall_s"] else "", (r["error"] or "")[:80])
+    console.print(table)
+    hours = sum(r["wall_s"] or 0 for r in rows) / 3600
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {hours:.2f} trial-hours used")
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except StudyError as err:  # pragma: no cover - commands catch their own
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

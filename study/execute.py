@@ -1,0 +1,68 @@
+"""Run one trial and write its folder; the same code behind every backend (local, Ray, SLURM).
+
+Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after each epoch, then
+`per_image.parquet`, `history.json`, `examples.png` and, last, `result.json` (status finished or failed).
+A trial that raises is recorded as failed with its reason; the study goes on.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from study.provenance import git_commit, package_versions
+from study.results import read_record, write_json, write_parquet
+from study.train import TrialSpec, run_trial
+
+
+def _examples_png(examples: dict, window: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = window["center"] - window["width"] / 2, window["center"] + window["width"] / 2
+    fig, axes = plt.subplots(len(examples), 3, figsize=(9, 3 * len(examples)), squeeze=False)
+    for row, (image_id, imgs) in zip(axes, examples.items()):
+        for ax, img, title in zip(row, imgs, ("low dose", "output", "full dose")):
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+            ax.set_title(f"{image_id} · {title}", fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = None) -> dict:
+    """Run the trial unless already finished; return its record (the row of trials.parquet)."""
+    out = Path(spec.out_dir)
+    done = read_record(out)
+    if done is not None and done["status"] == "finished":
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    write_json(out / "running.json", {"host": socket.gethostname(), "started": started})
+    base = {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
+            "data_id": spec.data_id, "data_sha256": spec.data_sha256,
+            "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
+            "versions": package_versions(), "spec": asdict(spec)}
+    try:
+        result = run_trial(spec, on_epoch)
+        write_parquet(pd.DataFrame(result.per_image), out / "per_image.parquet")
+        write_json(out / "history.json", result.history)
+        if result.examples:
+            _examples_png(result.examples, spec.window, out / "examples.png")
+        record = {**base, "status": "finished", **result.summary, "error": None}
+    except Exception as err:  # noqa: BLE001 - a failing trial must not stop the study
+        record = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}".strip()[:2000],
+                  "traceback": traceback.format_exc()[-4000:], "wall_s": time.time() - started}
+    record["finished_at"] = time.time()
+    write_json(out / "result.json", record)
+    (out / "running.json").unlink(missing_ok=True)
+    return record

@@ -1,0 +1,36 @@
+"""What a run records about where it came from: git commit and package versions."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("study", "torch", "torchvision", "numpy", "scikit-image", "ray", "mlflow", "pandas", "scipy")
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """Commit of the checkout `study` runs from (or of the working directory); "unknown" outside git."""
+    for where in (Path(__file__).resolve().parent, Path.cwd()):
+        try:
+            out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0:
+            dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return out.stdout.strip() + ("-dirty" if dirty else "")
+    return "unknown"
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out

@@ -1,0 +1,226 @@
+"""`study run`: prepare data and encoders once, expand the grid, run what is not finished, write tables and report.
+
+Running a study twice does nothing the second time; adding a λ value runs only the new trials.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from study.config import StudySpec
+from study.data.patches import data_id as make_data_id
+from study.encoder_cache import encoder_key
+from study.errors import StudyError
+from study.grid import Trial, expand
+from study.results import read_record, trial_dir, trial_state, write_json, write_tables
+from study.train import TrialSpec
+
+
+@dataclass
+class Plan:
+    spec: StudySpec
+    out: Path
+    trials: list[Trial]
+    data_id: str
+    encoder_keys: dict[str, str]
+
+    def states(self) -> dict[str, str]:
+        return {t.run_key: trial_state(trial_dir(self.out, t.run_key)) for t in self.trials}
+
+    def rows(self) -> list[dict]:
+        return [{"run_key": t.run_key, "configuration": t.configuration, **t.factors()} for t in self.trials]
+
+
+def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
+    out = spec.output_dir(output)
+    did = make_data_id(spec.data)
+    used = sorted({t for t in spec.factors.pretraining}) if any(l > 0 for l in spec.factors.lam) else []
+    keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights) for name in used}
+    return Plan(spec, out, expand(spec, did, keys), did, keys)
+
+
+def print_table(p: Plan, console: Console) -> None:
+    states = p.states()
+    table = Table(title=f"study '{p.spec.name}' → {p.out}")
+    for col in ("#", "configuration", "feature_level", "pretraining", "lam", "seed", "run_key", "state"):
+        table.add_column(col)
+    for i, t in enumerate(p.trials):
+        table.add_row(str(i), t.configuration, t.feature_level, t.pretraining, f"{t.lam:g}", str(t.seed), t.run_key,
+                      states[t.run_key])
+    console.print(table)
+    counts = {s: list(states.values()).count(s) for s in ("finished", "running", "failed", "pending")}
+    console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
+                  f"{len(p.spec.factors.seed)} seeds): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:
+    s = p.spec
+    specs = []
+    for t in p.trials:
+        enc_path, enc_sha = encoders.get(t.pretraining, (None, None))
+        specs.append(TrialSpec(
+            run_key=t.run_key, study=s.name, configuration=t.configuration, feature_level=t.feature_level,
+            pretraining=t.pretraining, lam=t.lam, seed=t.seed, model=s.model.model_dump(),
+            training=s.training.model_dump(), data_path=str(data.path.resolve()), data_id=p.data_id,
+            data_sha256=data.sha256, window=s.window.model_dump(), hu_range=(s.data.hu_min, s.data.hu_max),
+            out_dir=str(trial_dir(p.out, t.run_key).resolve()),
+            encoder_path=str(Path(enc_path).resolve()) if enc_path else None,
+            encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
+            encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
+            example_images=s.tracking.example_images))
+    return specs
+
+
+def _input_mode(spec: StudySpec, pretraining: str) -> str:
+    from study.encoders import resolve_input_mode
+
+    enc = spec.encoder(pretraining)
+    return resolve_input_mode(enc.input, enc.source)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+
+
+def prepare(p: Plan, console: Console):
+    """Data and encoder weights, each made once per study (cached in the results folder)."""
+    from study.data.patches import prepare as prepare_data
+    from study.encoder_cache import materialise
+
+    with _progress(console) as prog:
+        task = prog.add_task("data: phantoms + low-dose simulation", total=None)
+        data = prepare_data(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
+        _complete(prog, task)
+        encoders = {}
+        for name, key in p.encoder_keys.items():
+            enc = p.spec.encoder(name)
+            task = prog.add_task(f"encoder {name} ({enc.source})", total=None)
+            images = None
+            if enc.source == "rotnet":
+                from study.data.ct import hu_to_unit
+
+                images = hu_to_unit(data.load("train")[1], p.spec.data.hu_min, p.spec.data.hu_max)
+            encoders[name] = materialise(name, enc, key, p.out / "encoders", images,
+                                         progress=lambda d, n, t=task: prog.update(t, completed=d, total=n))
+            _complete(prog, task)
+    return data, encoders
+
+
+def _complete(prog: Progress, task) -> None:
+    total = prog.tasks[task].total or 1
+    prog.update(task, total=total, completed=total)
+
+
+def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, max_concurrent: Optional[int] = None,
+              resume: bool = False, dry_run: bool = False, console: Optional[Console] = None,
+              spec_text: Optional[str] = None, write_report: bool = True) -> Plan:
+    from study.backends import Events, Options, get_backend
+
+    console = console or Console()
+    p = plan(spec, output, allow_missing_weights=dry_run)
+    if dry_run:
+        print_table(p, console)
+        return p
+    if resume and not (p.out / "grid.json").is_file():
+        raise StudyError(f"--resume: {p.out} holds no started study (no grid.json); run without --resume first")
+    p.out.mkdir(parents=True, exist_ok=True)
+    (p.out / "study.yaml").write_text(spec_text or yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    write_json(p.out / "grid.json", p.rows())
+    states = p.states()
+    todo_keys = {k for k, s in states.items() if s != "finished"}
+    if not todo_keys and (p.out / "report" / "report.md").is_file():
+        console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
+        return p
+
+    data, encoders = prepare(p, console) if todo_keys else (None, None)
+    tracker = _tracker(p)
+    specs = _trial_specs(p, data, encoders) if todo_keys else []
+    todo = [s for s in specs if s.run_key in todo_keys]
+    names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
+
+    with _progress(console) as prog:
+        task = prog.add_task("trials", total=len(todo))
+        counts = {"running": 0, "done": 0, "failed": 0}
+
+        def describe():
+            prog.update(task, description=f"trials: {counts['done']} done · {counts['running']} running · "
+                                          f"{counts['failed']} failed")
+
+        def on_start(key):
+            counts["running"] += 1
+            if tracker:
+                by_key = {s.run_key: s for s in todo}
+                tracker.trial_run(key, names.get(key, key), _params(by_key[key]))
+            describe()
+
+        def on_epoch(key, epoch, metrics):
+            if tracker:
+                tracker.log_epoch(key, epoch, metrics)
+
+        def on_done(key, record):
+            counts["running"] = max(0, counts["running"] - 1)
+            counts["done" if record.get("status") == "finished" else "failed"] += 1
+            if record.get("status") != "finished":
+                console.print(f"[red]trial {key} failed:[/red] {record.get('error')}")
+            if tracker:
+                tracker.trial_run(key, names.get(key, key))
+                tracker.finish(key, record, trial_dir(p.out, key))
+            prog.advance(task)
+            describe()
+
+        describe()
+        be = get_backend(backend or spec.backend)
+        opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
+                       storage=str(p.out / "ray"))
+        be.run(todo, Events(on_start, on_epoch, on_done), opts)
+
+    if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
+        for t in p.trials:
+            rec = read_record(trial_dir(p.out, t.run_key))
+            if rec is not None:
+                tracker.trial_run(t.run_key, names[t.run_key])
+                tracker.finish(t.run_key, rec, trial_dir(p.out, t.run_key))
+    trials_df, _ = write_tables(p.out, p.rows())
+    if write_report:
+        from analysis.report import write_report
+
+        report_dir = write_report(p.out)
+        console.print(f"report: {report_dir / 'report.md'}")
+        if tracker:
+            tracker.log_report(report_dir)
+    if tracker:
+        tracker.close(bool((trials_df["status"] == "finished").all()))
+    n_failed = int((trials_df["status"] == "failed").sum())
+    console.print(f"{int((trials_df['status'] == 'finished').sum())}/{len(trials_df)} trials finished, {n_failed} failed → {p.out}")
+    return p
+
+
+def _params(spec: TrialSpec) -> dict:
+    from dataclasses import asdict
+
+    from study.provenance import git_commit, package_versions
+
+    d = asdict(spec)
+    for k in ("out_dir", "data_path"):
+        d.pop(k)
+    return {**d, "git_commit": git_commit(), "versions": package_versions()}
+
+
+def _tracker(p: Plan):
+    if not p.spec.tracking.enabled:
+        return None
+    from study.provenance import git_commit
+    from study.tracking import Tracker, default_uri
+
+    uri = p.spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(p.out)
+    params = {"spec": p.spec.model_dump(mode="json"), "git_commit": git_commit(), "n_trials": len(p.trials)}
+    return Tracker(uri, p.spec.tracking.experiment or p.spec.name, p.spec.name, p.out, params)
