@@ -122,6 +122,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     test_ld, test_fd = np.load(data / "test_ld.npy"), np.load(data / "test_fd.npy")
 
     model = build_model(ModelSpec(**spec.model)).to(device)
+    if hasattr(model, "init_output_bias"):
+        model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(train_fd), *hu_range))))
     opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
     encoder = _load_encoder(spec, device) if spec.lam > 0 else None
     rng = np.random.default_rng(spec.seed)

@@ -33,6 +33,28 @@ class UNet(nn.Module):
             self.dec.append(_double_conv(w * 2, w))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
         self.multiple = 2 ** (levels - 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal weights and zero biases, as the original U-Net paper recommends for ReLU stacks.
+
+        PyTorch's default (Kaiming-uniform with a=√5) shrinks the signal through the ReLU stack; with narrow
+        CPU-demo widths that often ends in all-dead ReLUs and a constant output.
+        """
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def init_output_bias(self, mean: float) -> None:
+        """Start the sigmoid output at the training targets' mean intensity instead of 0.5.
+
+        Otherwise the first Adam steps spend themselves pushing every output down, and in narrow networks
+        that drives the last ReLUs dead (a constant output from which training never recovers).
+        """
+        p = min(max(float(mean), 1e-4), 1 - 1e-4)
+        self.head.bias.fill_(float(torch.logit(torch.tensor(p))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # pad to a multiple of 2^(levels-1) so any slice size works; crop back at the end
