@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analysis.load import BASELINE, HIGHER_IS_BETTER
-from analysis.stats import format_p
+from analysis.stats import p_clause
 
 MIN_EFFECT = 0.3  # |rank-biserial r| below this is called negligible (a common 'medium' threshold)
 
@@ -34,7 +34,7 @@ def guidelines(numbers: dict, alpha: float = 0.05, min_effect: float = MIN_EFFEC
             better = (diff > 0) == higher
             if row.pvalue_adj < alpha and abs(r) >= min_effect:
                 rules.append(f"{metric}: {other} is {'better' if better else 'worse'} than pixel-only "
-                             f"(median Δ {diff:+.4g}, p_Holm = {format_p(row.pvalue_adj)}, r = {r:+.2f}, n = {row.n} images).")
+                             f"(median Δ {diff:+.4g}, {p_clause(row.pvalue_adj, 'p_Holm')}, r = {r:+.2f}, n = {row.n} images).")
     if len(set(best.values())) > 1:
         rules.append("Metrics disagree on the best configuration: " + "; ".join(f"{m}: {b}" for m, b in best.items()) + ".")
     rules.append(f"Rules are drawn only from Holm-adjusted p < {alpha} with |r| ≥ {min_effect}.")

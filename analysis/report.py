@@ -140,8 +140,9 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None) -> P
              "## Design", "",
              f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
              f"configurations: {trials['configuration'].nunique()}; seeds: {seeds}.",
-             f"- Factors: feature level {sorted(trials['feature_level'].unique())}, pretraining "
-             f"{sorted(trials['pretraining'].unique())}, λ {sorted(trials['lam'].unique())}.",
+             f"- Factors: feature level {', '.join(sorted(map(str, trials['feature_level'].unique())))}; pretraining "
+             f"{', '.join(sorted(map(str, trials['pretraining'].unique())))}; "
+             f"λ {', '.join(f'{v:g}' for v in sorted(trials['lam'].unique()))}.",
              f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0}; metric window: "
              f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU).",
              f"- Cost: {trials.get('wall_s', pd.Series(dtype=float)).fillna(0).sum() / 3600:.2f} trial-hours."]

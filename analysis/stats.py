@@ -25,8 +25,14 @@ class FriedmanResult:
     k: int
 
     def line(self) -> str:
-        return (f"Friedman χ²({self.k - 1}) = {self.statistic:.2f}, p = {format_p(self.pvalue)}, "
+        return (f"Friedman χ²({self.k - 1}) = {self.statistic:.2f}, {p_clause(self.pvalue)}, "
                 f"Kendall's W = {self.kendall_w:.3f} (n = {self.n_blocks} images, k = {self.k} configurations)")
+
+
+def p_clause(p: float, name: str = "p") -> str:
+    """'p = 0.012' or 'p < 0.001' for prose."""
+    text = format_p(p)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def format_p(p: float) -> str:

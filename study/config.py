@@ -152,7 +152,7 @@ class StudySpec(_Strict):
     training: TrainingSpec = TrainingSpec()
     encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
     factors: Factors = Factors()
-    metric_window: Union[str, Window] = "abdomen"
+    metric_window: Union[str, Window] = Field("abdomen", validate_default=True)
     metrics: list[Literal["psnr", "ssim", "rmse_hu"]] = Field(default_factory=lambda: list(METRICS))
     resources: Resources = Resources()
     tracking: Tracking = Tracking()

@@ -1,0 +1,65 @@
+"""The study spec: defaults, and one-line errors naming file, field and value."""
+
+from __future__ import annotations
+
+import pytest
+
+from study.config import load_spec, parse_spec
+from study.errors import StudyError
+
+from conftest import REPO, tiny_spec, write_spec
+
+
+def test_smoke_spec_loads_with_its_factors():
+    spec = load_spec(REPO / "experiments" / "smoke.yaml")
+    assert spec.factors.feature_level == ["block3_conv2", "block5_conv4"]
+    assert 0.0 in spec.factors.lam and len(spec.factors.seed) == 2
+    assert spec.window.center == 40 and spec.window.width == 400
+    assert spec.data.n_test >= 24
+
+
+@pytest.mark.parametrize("patch, field, value", [
+    ({"training": {"epochs": 0}}, "training.epochs", "0"),
+    ({"factors": {"feature_level": ["block9_conv9"]}}, "factors.feature_level", "block9_conv9"),
+    ({"factors": {"lam": [0.1, -1]}}, "factors.lam", "-1"),
+    ({"data": {"dose_fraction": 1.5}}, "data.dose_fraction", "1.5"),
+    ({"metric_window": "liver"}, "metric_window", "liver"),
+    ({"training": {"learning_rate": 0.1}}, "training.learning_rate", "0.1"),
+])
+def test_bad_value_names_file_field_and_value(tmp_path, patch, field, value):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, **patch))
+    with pytest.raises(StudyError) as err:
+        load_spec(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert str(path) in msg and field in msg and value in msg
+
+
+def test_unknown_pretraining_is_named(tmp_path):
+    raw = tiny_spec(tmp_path, factors={"pretraining": ["radimagenet"]})
+    with pytest.raises(StudyError, match="radimagenet"):
+        parse_spec(raw, "x.yaml")
+
+
+def test_missing_encoder_file_is_named(tmp_path):
+    raw = tiny_spec(tmp_path, encoders={"mine": {"source": "file", "path": "nowhere.pth"}},
+                    factors={"pretraining": ["mine"]})
+    path = write_spec(tmp_path, raw)
+    with pytest.raises(StudyError, match=r"encoders\.mine\.path.*nowhere\.pth"):
+        load_spec(path)
+
+
+def test_encoder_path_is_resolved_relative_to_the_spec(tmp_path, vgg_weights_file):
+    (tmp_path / "w").mkdir()
+    target = tmp_path / "w" / "enc.pth"
+    target.write_bytes(vgg_weights_file.read_bytes())
+    raw = tiny_spec(tmp_path, encoders={"mine": {"source": "file", "path": "w/enc.pth"}}, factors={"pretraining": ["mine"]})
+    spec = load_spec(write_spec(tmp_path, raw))
+    assert spec.encoders["mine"].path == str(target.resolve())
+
+
+def test_invalid_yaml_reports_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\nfactors: [unclosed\n")
+    with pytest.raises(StudyError, match=r"broken\.yaml: invalid YAML at line"):
+        load_spec(path)

@@ -1,0 +1,154 @@
+"""A tiny study end to end through the real local Ray, a real sqlite MLflow store, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from study.cli import app
+from study.config import load_spec
+from study.runner import run_study
+
+from conftest import tiny_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _mtimes(out):
+    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*/result.json")}
+
+
+@pytest.fixture(scope="module")
+def ray_study(tmp_path_factory, ray_session, vgg_weights_file):
+    """6 trials (2 baselines + 1 level × 2 pretrainings × λ=0.1 × 2 seeds) run by the Ray backend."""
+    tmp = tmp_path_factory.mktemp("ray_study")
+    raw = tiny_spec(tmp, name="tiny-ray", backend="ray",
+                    encoders={"mine": {"source": "file", "path": str(vgg_weights_file)}},
+                    factors={"pretraining": ["random", "mine"], "seed": [0, 1]},
+                    tracking={"enabled": True, "example_images": 1})
+    path = write_spec(tmp, raw)
+    run_study(load_spec(path), spec_text=path.read_text())
+    return tmp, path, tmp / "tiny-ray"
+
+
+def test_results_folder_follows_the_contract(ray_study):
+    _, _, out = ray_study
+    trials = pd.read_parquet(out / "trials.parquet")
+    per_image = pd.read_parquet(out / "per_image.parquet")
+    assert len(trials) == 6 and set(trials["status"]) == {"finished"}
+    for col in ("run_key", "feature_level", "pretraining", "lam", "seed", "psi", "psnr", "ssim", "rmse_hu", "wall_s",
+                "git_commit", "data_id", "encoder_id", "encoder_sha256"):
+        assert col in trials, col
+    assert trials["run_key"].is_unique
+    assert (trials.loc[trials.lam == 0, "psi"] == 0).all()
+    assert (trials.loc[trials.lam > 0, "psi"] > 0).all()
+    assert trials.loc[trials.lam > 0, "encoder_sha256"].notna().all()
+    assert len(per_image) == 6 * 4 and not per_image.duplicated(["run_key", "image_id"]).any()
+    for col in ("image_id", "patient", "psnr", "ssim", "rmse_hu", "input_psnr", "input_ssim", "input_rmse_hu"):
+        assert col in per_image, col
+    assert (per_image["rmse_hu"] > 0).all()
+    report = out / "report"
+    for name in ("report.md", "report.html", "guidelines.md", "summary.json"):
+        assert (report / name).is_file(), name
+    assert list((report / "figures").glob("*.png")) and list((report / "stats").glob("*.csv"))
+    text = (report / "report.md").read_text()
+    assert "Friedman χ²(2)" in text and "Kendall's W" in text and "Holm" in text
+    assert "data:image/png;base64" in (report / "report.html").read_text()
+
+
+def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
+    _, _, out = ray_study
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["tiny-ray"])
+    parents = runs[runs["tags.study.role"] == "parent"]
+    children = runs[runs["tags.run_key"].notna()]
+    keys = set(pd.read_parquet(out / "trials.parquet")["run_key"])
+    assert len(parents) == 1 and parents["status"].iloc[0] == "FINISHED"
+    assert len(children) == 6 and set(children["tags.run_key"]) == keys
+    assert (children["status"] == "FINISHED").all()
+    assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
+    assert children["metrics.psnr"].notna().all() and children["metrics.final_psi"].notna().all()
+    assert children["params.encoder_sha256"].notna().any() and children["params.git_commit"].notna().all()
+    client = mlflow.MlflowClient()
+    child = children.iloc[0]["run_id"]
+    assert len(client.get_metric_history(child, "pixel_loss")) == 2  # one point per epoch
+    artifacts = {a.path for a in client.list_artifacts(child)}
+    assert {"per_image.parquet", "examples.png", "history.json"} <= artifacts
+    assert any(a.path == "report" for a in client.list_artifacts(parents["run_id"].iloc[0]))
+
+
+def test_second_run_does_nothing_and_a_new_lambda_runs_only_its_trials(ray_study, tmp_path):
+    tmp, path, out = ray_study
+    before = _mtimes(out)
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "nothing to run" in result.output
+    assert _mtimes(out) == before
+
+    raw = tiny_spec(tmp, name="tiny-ray", backend="local",
+                    encoders={"mine": {"source": "file", "path": load_spec(path).encoders["mine"].path}},
+                    factors={"pretraining": ["random", "mine"], "seed": [0, 1], "lam": [0, 0.1, 0.01]},
+                    tracking={"enabled": True, "example_images": 1})
+    more = write_spec(tmp, raw, "more.yaml")
+    result = CliRunner().invoke(app, ["run", str(more)])
+    assert result.exit_code == 0, result.output
+    after = _mtimes(out)
+    assert {k: after[k] for k in before} == before  # old trials untouched
+    assert len(after) == 10  # 4 new trials: λ=0.01 × 2 pretrainings × 2 seeds
+    assert len(pd.read_parquet(out / "trials.parquet")) == 10
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["tiny-ray"])
+    assert runs["tags.run_key"].dropna().is_unique and runs["tags.run_key"].notna().sum() == 10
+
+
+def test_status_and_report_commands(ray_study):
+    _, _, out = ray_study
+    runner = CliRunner()
+    res = runner.invoke(app, ["status", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.output)["counts"]
+    assert counts["finished"] >= 6 and counts["failed"] == 0 and counts["pending"] == 0
+    (out / "report" / "report.md").unlink()
+    res = runner.invoke(app, ["report", str(out), "--metric", "ssim"])
+    assert res.exit_code == 0, res.output
+    text = (out / "report" / "report.md").read_text()
+    assert "### ssim" in text and "### psnr" not in text
+    res = runner.invoke(app, ["report", str(out), "--metric", "fid"])
+    assert res.exit_code == 2 and "fid" in res.output
+
+
+def test_dry_run_prints_the_table_and_count(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, factors={"seed": [0, 1, 2]}))
+    res = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "6 trials" in res.output and "pixel-only" in res.output
+    assert not (tmp_path / "tiny").exists()  # nothing written
+
+
+def test_bad_spec_is_one_line_and_exit_2(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, training={"batch_size": -3}))
+    proc = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "training.batch_size" in lines[0] and "-3" in lines[0] and str(path) in lines[0]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "tiny").exists()
+
+
+def test_local_backend_runs_without_tracking(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path))
+    run_study(load_spec(path))
+    trials = pd.read_parquet(tmp_path / "tiny" / "trials.parquet")
+    assert len(trials) == 2 and set(trials.status) == {"finished"}
+    assert not (tmp_path / "tiny" / "mlflow.db").exists()
+    # a trial is a pure function of its spec: the same seed gives the same numbers on CPU
+    again = tmp_path / "again"
+    run_study(load_spec(path), output=again)
+    a = pd.read_parquet(tmp_path / "tiny" / "per_image.parquet").sort_values(["run_key", "image_id"])
+    b = pd.read_parquet(again / "per_image.parquet").sort_values(["run_key", "image_id"])
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
