@@ -1,12 +1,15 @@
 """Tests over per-image score matrices (index = block/test image, columns = configuration).
 
-Small functions over tidy tables; scipy and statsmodels do the tests, this module makes the choices:
-Friedman with Kendall's W for the omnibus question, pairwise two-sided Wilcoxon signed-rank tests with Holm
-correction and the matched-pairs rank-biserial correlation as effect size.
+Small functions over tidy tables; scipy, statsmodels and scikit-posthocs do the tests, this module makes the
+choices: Friedman with Kendall's W (and the Iman–Davenport F) for the omnibus question, pairwise two-sided Wilcoxon
+signed-rank tests with Holm correction and the matched-pairs rank-biserial correlation as effect size, the median
+paired difference with a bootstrap confidence interval, Nemenyi/Conover post-hoc tests, and a mixed model as a
+sensitivity check.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -23,6 +26,8 @@ class FriedmanResult:
     kendall_w: float
     n_blocks: int
     k: int
+    iman_davenport_f: float = float("nan")
+    iman_davenport_pvalue: float = float("nan")
 
     def line(self) -> str:
         return (f"Friedman χ²({self.k - 1}) = {self.statistic:.2f}, {p_clause(self.pvalue)}, "
@@ -51,7 +56,12 @@ def friedman(scores: pd.DataFrame) -> FriedmanResult:
         raise ValueError(f"Friedman needs at least 2 complete blocks, got {n}")
     res = sps.friedmanchisquare(*[x[c].to_numpy() for c in x.columns])
     stat = float(res.statistic)
-    return FriedmanResult(stat, float(res.pvalue), stat / (n * (k - 1)) if np.isfinite(stat) else float("nan"), n, k)
+    w = stat / (n * (k - 1)) if np.isfinite(stat) else float("nan")
+    # Iman & Davenport (1980): F = (n − 1) χ² / (n (k − 1) − χ²) with (k − 1, (k − 1)(n − 1)) degrees of freedom
+    denom = n * (k - 1) - stat
+    f = (n - 1) * stat / denom if np.isfinite(stat) and denom > 0 else float("inf") if np.isfinite(stat) else float("nan")
+    f_p = float(sps.f.sf(f, k - 1, (k - 1) * (n - 1))) if np.isfinite(f) else (0.0 if f == float("inf") else float("nan"))
+    return FriedmanResult(stat, float(res.pvalue), w, n, k, float(f), f_p)
 
 
 def rank_biserial(a, b) -> float:
@@ -64,31 +74,142 @@ def rank_biserial(a, b) -> float:
     return float((r[d > 0].sum() - r[d < 0].sum()) / r.sum())
 
 
-def pairwise_wilcoxon(scores: pd.DataFrame, correction: str = "holm") -> pd.DataFrame:
+def median_ci(d, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap (BCa, percentile where BCa is degenerate) confidence interval of the median of paired differences."""
+    d = np.asarray(d, float)
+    if d.size < 2 or np.all(d == d[0]):
+        return float(np.median(d)) if d.size else float("nan"), float(np.median(d)) if d.size else float("nan")
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sps.bootstrap((d,), np.median, confidence_level=confidence, n_resamples=n_resamples, method="BCa",
+                            rng=rng)
+        lo, hi = res.confidence_interval
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            res = sps.bootstrap((d,), np.median, confidence_level=confidence, n_resamples=n_resamples,
+                                method="percentile", rng=np.random.default_rng(seed))
+            lo, hi = res.confidence_interval
+    return float(lo), float(hi)
+
+
+def wilcoxon_pair(a, b) -> tuple[float, float]:
+    """Two-sided Wilcoxon signed-rank (zero differences discarded); (nan, 1) when every difference is zero."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if np.all(d == 0):
+        return float("nan"), 1.0
+    res = sps.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
+    return float(res.statistic), float(res.pvalue)
+
+
+def adjust(pvalues, correction: str = "holm") -> np.ndarray:
+    """Family-wise (Holm) or false-discovery (Benjamini–Hochberg, "fdr_bh") adjustment; "none" returns them as is."""
+    p = np.asarray(pvalues, float)
+    if p.size == 0 or correction == "none":
+        return p
+    return multipletests(p, method=correction)[1]
+
+
+def pairwise_wilcoxon(scores: pd.DataFrame, correction: str = "holm", ci: bool = True) -> pd.DataFrame:
     """Two-sided Wilcoxon signed-rank test for every pair of configurations, p-values adjusted for the family.
 
-    Columns: a, b, n, median_diff (a − b), statistic, pvalue, pvalue_adj, effect_size (rank-biserial, > 0 when a > b).
+    Columns: a, b, n, median_diff (a − b), ci_low, ci_high (95% bootstrap CI of the median difference), statistic,
+    pvalue, pvalue_adj, effect_size (rank-biserial, > 0 when a > b).
     `correction`: "holm" (default), "fdr_bh" (Benjamini–Hochberg) or "none".
     """
     x = scores.dropna()
     rows = []
     for a, b in combinations(x.columns, 2):
         d = x[a].to_numpy() - x[b].to_numpy()
-        if np.all(d == 0):
-            stat, p = float("nan"), 1.0
-        else:
-            res = sps.wilcoxon(x[a], x[b], zero_method="wilcox", alternative="two-sided")
-            stat, p = float(res.statistic), float(res.pvalue)
-        rows.append({"a": a, "b": b, "n": len(d), "median_diff": float(np.median(d)), "statistic": stat, "pvalue": p,
-                     "effect_size": rank_biserial(x[a], x[b])})
-    out = pd.DataFrame(rows, columns=["a", "b", "n", "median_diff", "statistic", "pvalue", "effect_size"])
-    if out.empty:
-        out["pvalue_adj"] = []
-    elif correction == "none":
-        out["pvalue_adj"] = out["pvalue"]
-    else:
-        out["pvalue_adj"] = multipletests(out["pvalue"].to_numpy(), method=correction)[1]
-    return out[["a", "b", "n", "median_diff", "statistic", "pvalue", "pvalue_adj", "effect_size"]]
+        stat, p = wilcoxon_pair(x[a].to_numpy(), x[b].to_numpy())
+        lo, hi = median_ci(d) if ci else (float("nan"), float("nan"))
+        rows.append({"a": a, "b": b, "n": len(d), "median_diff": float(np.median(d)), "ci_low": lo, "ci_high": hi,
+                     "statistic": stat, "pvalue": p, "effect_size": rank_biserial(x[a], x[b])})
+    cols = ["a", "b", "n", "median_diff", "ci_low", "ci_high", "statistic", "pvalue", "effect_size"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["pvalue_adj"] = adjust(out["pvalue"].to_numpy(), correction)
+    return out[["a", "b", "statistic", "pvalue", "pvalue_adj", "effect_size", "n", "median_diff", "ci_low", "ci_high"]]
+
+
+def pvalue_matrix(pairwise: pd.DataFrame, column: str = "pvalue_adj") -> pd.DataFrame:
+    """Square symmetric matrix of `column` from a pairwise table (diagonal 1), e.g. for a CD diagram."""
+    names = list(dict.fromkeys([*pairwise["a"], *pairwise["b"]]))
+    m = pd.DataFrame(1.0, index=names, columns=names)
+    for row in pairwise.itertuples(index=False):
+        m.loc[row.a, row.b] = m.loc[row.b, row.a] = getattr(row, column)
+    return m
+
+
+def nemenyi(scores: pd.DataFrame) -> pd.DataFrame:
+    """Nemenyi post-hoc test after Friedman (scikit-posthocs); square p-value matrix."""
+    import scikit_posthocs as sp
+
+    x = scores.dropna()
+    m = sp.posthoc_nemenyi_friedman(x.to_numpy())
+    m.index = m.columns = list(x.columns)
+    return m
+
+
+def conover(scores: pd.DataFrame, correction: str = "holm") -> pd.DataFrame:
+    """Conover post-hoc test after Friedman (scikit-posthocs), p-values adjusted by `correction`."""
+    import scikit_posthocs as sp
+
+    x = scores.dropna()
+    m = sp.posthoc_conover_friedman(x.to_numpy(), p_adjust=None if correction == "none" else correction)
+    m.index = m.columns = list(x.columns)
+    return m
+
+
+def mixed_model(long: pd.DataFrame, value: str, group: str = "block", config: str = "configuration",
+                reference: str | None = None) -> dict:
+    """Sensitivity check: `value ~ C(config)` with a random intercept per block (statsmodels mixedlm, ML fit).
+
+    Uses every (block, seed) row rather than seed means. Returns the likelihood-ratio test of the configuration
+    effect against the intercept-only model and each configuration's coefficient against `reference`.
+    """
+    import statsmodels.formula.api as smf
+
+    d = long[[value, group, config]].dropna().rename(columns={value: "y", group: "g", config: "c"})
+    levels = sorted(d["c"].unique())
+    ref = reference if reference in levels else levels[0]
+    d["c"] = pd.Categorical(d["c"], categories=[ref] + [v for v in levels if v != ref])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            full = smf.mixedlm("y ~ c", d, groups=d["g"]).fit(reml=False)
+            null = smf.mixedlm("y ~ 1", d, groups=d["g"]).fit(reml=False)
+        except Exception as err:  # noqa: BLE001 - a singular fit is a result to report, not a crash
+            return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+    lr = 2 * (full.llf - null.llf)
+    df = len(levels) - 1
+    ci = full.conf_int()
+    coefs = [{"configuration": name[len("c[T."):-1], "coef": float(full.params[name]), "ci_low": float(ci.loc[name, 0]),
+              "ci_high": float(ci.loc[name, 1]), "pvalue": float(full.pvalues[name])}
+             for name in full.params.index if name.startswith("c[T.")]
+    return {"ok": True, "reference": ref, "lr": float(lr), "df": df, "pvalue": float(sps.chi2.sf(lr, df)),
+            "converged": bool(full.converged), "n_obs": int(len(d)), "n_groups": int(d["g"].nunique()),
+            "coefficients": pd.DataFrame(coefs)}
+
+
+def power_n(differences, effect: float | None = None, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Test images needed to detect a paired effect with a two-sided Wilcoxon signed-rank test.
+
+    From the observed paired differences: Cohen's d_z = effect / sd(differences) (effect defaults to the observed
+    mean difference), the paired-t sample size from statsmodels' `TTestPower`, divided by the Wilcoxon test's
+    asymptotic relative efficiency 3/π (normal differences). `alpha` is the per-comparison level: pass α/m for a
+    Bonferroni-safe bound on a Holm-corrected family of m comparisons.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    d = np.asarray(differences, float)
+    sd = d.std(ddof=1)
+    eff = float(np.mean(d)) if effect is None else float(effect)
+    if not np.isfinite(sd) or sd == 0 or eff == 0:
+        return float("nan")
+    dz = abs(eff) / sd
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        n_t = TTestPower().solve_power(effect_size=dz, power=power, alpha=alpha, alternative="two-sided")
+    return float(np.ceil(n_t / (3 / np.pi)))
 
 
 def mean_ranks(scores: pd.DataFrame, higher_is_better: bool = True) -> pd.Series:
