@@ -28,3 +28,60 @@ def boxplot(scores: pd.DataFrame, metric: str, path: Path, order: list[str] | No
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def cd_diagram(ranks: pd.Series, pvalues: pd.DataFrame, path: Path, alpha: float = 0.05, title: str = "") -> Path:
+    """Critical-difference diagram (scikit-posthocs): mean ranks on an axis, configurations joined by a bar when the
+    given p-value matrix (here Wilcoxon–Holm) does not separate them at `alpha`."""
+    import scikit_posthocs as sp
+
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ranks) + 1.6))
+    sp.critical_difference_diagram(ranks, pvalues, alpha=alpha, ax=ax, label_props={"fontsize": 8})
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "feature_level", hue: str = "pretraining",
+                     panel: str | None = "lam", reference: float | None = None) -> Path:
+    """Mean metric (over blocks) against `x`, one line per `hue` level, one panel per `panel` level:
+    lines that are not parallel are the interaction the factor-effects table tests."""
+    panels = sorted(cells[panel].unique()) if panel and panel in cells else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, 3.4), sharey=True, squeeze=False)
+    for ax, pv in zip(axes[0], panels):
+        sub = cells if pv is None else cells[cells[panel] == pv]
+        means = sub.groupby([hue, x])["y"].mean().unstack(x)
+        for level, row in means.iterrows():
+            ax.plot(list(row.index), row.to_numpy(), marker="o", label=str(level))
+        if reference is not None:
+            ax.axhline(reference, ls=":", color="grey", lw=1, label="pixel-only")
+        ax.set_title(f"{panel} = {pv}" if pv is not None else "", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[0][0].set_ylabel(f"mean {metric}")
+    axes[0][-1].legend(fontsize=7, title=hue, title_fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Forest plot of main and interaction effects: median per-image effect with its bootstrap 95% CI."""
+    e = effects[effects["kind"].isin(["main", "interaction"])].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(e) + 1.2))
+    y = range(len(e))[::-1]
+    ax.errorbar(e["median_diff"], list(y), xerr=[e["median_diff"] - e["ci_low"], e["ci_high"] - e["median_diff"]],
+                fmt="o", color="k", ms=4, capsize=2)
+    ax.axvline(0, color="grey", lw=1)
+    labels = [f"{r.factor}: {r.a} vs {r.b}" if r.kind == "main" else f"{r.factor}: ({r.a}) {r.b}" for r in e.itertuples()]
+    ax.set_yticks(list(y), labels, fontsize=7)
+    ax.set_xlabel(f"median per-image effect on {metric} (95% bootstrap CI)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

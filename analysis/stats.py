@@ -195,7 +195,8 @@ def power_n(differences, effect: float | None = None, power: float = 0.8, alpha:
 
     From the observed paired differences: Cohen's d_z = effect / sd(differences) (effect defaults to the observed
     mean difference), the paired-t sample size from statsmodels' `TTestPower`, divided by the Wilcoxon test's
-    asymptotic relative efficiency 3/π (normal differences). `alpha` is the per-comparison level: pass α/m for a
+    asymptotic relative efficiency 3/π (normal differences), and never below the smallest n at which the exact test
+    can reach `alpha` at all (6 images for 0.05). `alpha` is the per-comparison level: pass α/m for a
     Bonferroni-safe bound on a Holm-corrected family of m comparisons.
     """
     from statsmodels.stats.power import TTestPower
@@ -206,10 +207,17 @@ def power_n(differences, effect: float | None = None, power: float = 0.8, alpha:
     if not np.isfinite(sd) or sd == 0 or eff == 0:
         return float("nan")
     dz = abs(eff) / sd
+    # the exact two-sided signed-rank test cannot reach p < alpha with fewer images than this (all signs equal)
+    floor = next(n for n in range(1, 64) if 2.0 / 2**n < alpha)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        n_t = TTestPower().solve_power(effect_size=dz, power=power, alpha=alpha, alternative="two-sided")
-    return float(np.ceil(n_t / (3 / np.pi)))
+        try:
+            n_t = float(TTestPower().solve_power(effect_size=dz, power=power, alpha=alpha, alternative="two-sided"))
+        except Exception:  # noqa: BLE001 - the root finder fails for very large effects (n < 2)
+            n_t = float("nan")
+    if not np.isfinite(n_t):
+        n_t = 2.0 if dz > 1 else float("nan")
+    return float(max(floor, np.ceil(n_t / (3 / np.pi)))) if np.isfinite(n_t) else float("nan")
 
 
 def mean_ranks(scores: pd.DataFrame, higher_is_better: bool = True) -> pd.Series:

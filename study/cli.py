@@ -60,12 +60,15 @@ def run(
 def report(
     results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="metric(s) to report (default: all)"),
+    power: bool = typer.Option(False, "--power", help="add test images needed for 80%% power per comparison"),
+    power_effect: Optional[float] = typer.Option(None, "--power-effect",
+                                                 help="effect to detect, in metric units (default: the observed one)"),
 ):
     """(Re)write RESULTS_DIR/report/."""
     from analysis.report import write_report
 
     try:
-        out = write_report(results_dir, metric or None)
+        out = write_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
     except (FileNotFoundError, KeyError) as err:
         raise StudyError(str(err).strip("'\"")) from None
     console.print(f"report: {out / 'report.md'}")

@@ -176,7 +176,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     pred = _predict(model, test_ld, hu_range, device)
     per_image = []
     for i, (p, x, r) in enumerate(zip(pred, test_ld, test_fd)):
-        row = {"image_id": f"test-{i:04d}", "patient": "phantom", **image_metrics(p, r, low, high)}
+        # `block`: images that share an anatomical position (here each phantom slice is its own)
+        row = {"image_id": f"test-{i:04d}", "patient": "phantom", "block": f"test-{i:04d}", **image_metrics(p, r, low, high)}
         row.update({f"input_{k}": v for k, v in image_metrics(x, r, low, high).items()})
         per_image.append(row)
     last = history[-1]

@@ -1,0 +1,186 @@
+"""Report sections for one metric: tables written as CSV under `stats/`, figures under `figures/`, Markdown lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.effects import cell_means, design_factors, factor_effects
+from analysis.figures import boxplot, cd_diagram, effects_plot, interaction_plot
+from analysis.load import BASELINE, HIGHER_IS_BETTER, block_key, block_scores, input_scores, seed_scores
+from analysis.stats import (conover, format_p, friedman, mean_ranks, mixed_model, nemenyi, p_clause,
+                            pairwise_wilcoxon, power_n, pvalue_matrix)
+
+ALPHA = 0.05
+
+
+def md_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return floatfmt.format(v) if np.isfinite(v) else "—"
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _pformat(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(**{c: [format_p(p) for p in df[c]] for c in ("pvalue", "pvalue_adj") if c in df})
+
+
+def summary_table(scores: pd.DataFrame, higher: bool) -> pd.DataFrame:
+    ranks = mean_ranks(scores, higher)
+    return pd.DataFrame({
+        "configuration": ranks.index,
+        "mean": [scores[c].mean() for c in ranks.index],
+        "sd": [scores[c].std(ddof=1) for c in ranks.index],
+        "median": [scores[c].median() for c in ranks.index],
+        "mean_rank": ranks.to_numpy(),
+    })
+
+
+def omnibus(scores: pd.DataFrame, metric: str, stats_dir: Path) -> tuple[list[str], dict | None]:
+    if scores.shape[1] < 3 or len(scores) < 2:
+        return [f"(Friedman needs ≥ 3 configurations and ≥ 2 images; have {scores.shape[1]} and {len(scores)}.)"], None
+    fr = friedman(scores)
+    pd.DataFrame([fr.__dict__]).to_csv(stats_dir / f"{metric}_friedman.csv", index=False)
+    return [f"**{fr.line()}.** Iman–Davenport F({fr.k - 1}, {(fr.k - 1) * (fr.n_blocks - 1)}) = "
+            f"{fr.iman_davenport_f:.2f}, {p_clause(fr.iman_davenport_pvalue)}."], fr.__dict__
+
+
+def posthoc(scores: pd.DataFrame, pw: pd.DataFrame, metric: str, stats_dir: Path) -> list[str]:
+    """Nemenyi and Conover (Holm) matrices as CSV, and how often they agree with Wilcoxon–Holm."""
+    if scores.shape[1] < 3:
+        return []
+    wil = pvalue_matrix(pw) < ALPHA
+    out = []
+    for name, m in (("nemenyi", nemenyi(scores)), ("conover", conover(scores))):
+        m.to_csv(stats_dir / f"{metric}_{name}.csv")
+        sig = m.loc[wil.index, wil.columns] < ALPHA
+        upper = np.triu(np.ones(sig.shape, bool), 1)
+        n_sig, agree = int(sig.to_numpy()[upper].sum()), int((sig.to_numpy() == wil.to_numpy())[upper].sum())
+        out.append(f"{name.capitalize()}: {n_sig} of {int(upper.sum())} pairs differ; agrees with Wilcoxon–Holm on "
+                   f"{agree} of {int(upper.sum())}")
+    return ["Post-hoc tests after Friedman (matrices in `stats/`): " + "; ".join(out) + "."]
+
+
+def sensitivity(per_image: pd.DataFrame, metric: str, best: str, stats_dir: Path) -> list[str]:
+    """Per-seed Friedman and a mixed model over all (image, seed) rows, beside the seed-averaged main result."""
+    lines = ["Sensitivity checks:", ""]
+    rows = []
+    seeds = sorted(per_image["seed"].dropna().unique())
+    for s in seeds:
+        sc = seed_scores(per_image, metric, s)
+        if sc.shape[1] >= 3 and len(sc) >= 2:
+            fr = friedman(sc)
+            top = mean_ranks(sc, HIGHER_IS_BETTER.get(metric, True)).index[0]
+            rows.append({"seed": s, "k": fr.k, "n": fr.n_blocks, "chi2": fr.statistic, "pvalue": fr.pvalue,
+                         "kendall_w": fr.kendall_w, "best": top})
+            lines.append(f"- seed {s}: {fr.line()}; best: {top}{'' if top == best else ' (differs from the seed mean)'}.")
+    if rows:
+        pd.DataFrame(rows).to_csv(stats_dir / f"{metric}_per_seed.csv", index=False)
+    mm = mixed_model(per_image.assign(block=per_image[block_key(per_image)]), metric, reference=BASELINE)
+    if mm["ok"]:
+        mm["coefficients"].to_csv(stats_dir / f"{metric}_mixed_model.csv", index=False)
+        lines.append(f"- mixed model `{metric} ~ configuration + (1 | image)` on {mm['n_obs']} image × seed rows "
+                     f"({mm['n_groups']} images): likelihood-ratio χ²({mm['df']}) = {mm['lr']:.2f}, "
+                     f"{p_clause(mm['pvalue'])}{'' if mm['converged'] else ' (did not converge: read with care)'}; "
+                     f"coefficients against {mm['reference']} in `stats/{metric}_mixed_model.csv`.")
+    else:
+        lines.append(f"- mixed model could not be fitted: {mm['error']}")
+    return lines
+
+
+def effects_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[list[str], pd.DataFrame | None]:
+    factors = design_factors(per_image)
+    if not factors:
+        return [], None
+    eff = factor_effects(per_image, metric)
+    eff.to_csv(out / "stats" / f"{metric}_effects.csv", index=False)
+    shown = _pformat(eff.drop(columns=["metric", "mean_diff", "statistic"]))
+    lines = ["#### Factor effects", "",
+             "Per-image effect of changing one factor with the others held fixed (a − b; `simple`: within one level "
+             "of another factor; `interaction`: change of the a − b effect between two levels of the second factor); "
+             "Wilcoxon signed-rank against 0, Holm over the rows of this table, 95% bootstrap CI of the median.", "",
+             md_table(shown), ""]
+    fig = effects_plot(eff, metric, out / "figures" / f"effects_{metric}.png")
+    lines += [f"![{metric} factor effects](figures/{fig.name})", ""]
+    if "feature_level" in factors and "pretraining" in factors:
+        cells = cell_means(per_image, metric, factors)
+        base = per_image[per_image["configuration"] == BASELINE]
+        ref = float(base.groupby(block_key(base))[metric].mean().mean()) if len(base) else None
+        panel = next((f for f in ("lam", "psi_target") if f in factors), None)
+        fig = interaction_plot(cells, metric, out / "figures" / f"interaction_{metric}.png", panel=panel, reference=ref)
+        lines += [f"![{metric}: feature level × pretraining](figures/{fig.name})", ""]
+    return lines, eff
+
+
+def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[list[str], dict]:
+    """Markdown lines for one metric (CSVs and figures written under `out`); returns lines and the numbers."""
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    stats_dir = out / "stats"
+    scores, dropped = block_scores(per_image, metric)
+    ref = input_scores(per_image, metric).loc[scores.index]
+    summary = summary_table(scores, higher)
+    summary.to_csv(stats_dir / f"{metric}_summary.csv", index=False)
+    lines = [f"### {metric} ({'higher' if higher else 'lower'} is better)", ""]
+    shown = summary.assign(**{"mean ± sd": [f"{m:.4g} ± {s:.2g}" for m, s in zip(summary["mean"], summary["sd"])]})
+    lines += [md_table(shown[["configuration", "mean ± sd", "median", "mean_rank"]]), "",
+              f"Low-dose input: {ref.mean():.4g} ± {ref.std(ddof=1):.2g} (n = {len(ref)} images)."]
+    if dropped:
+        lines += [f"{dropped} images lacked a configuration and were left out of the tests."]
+    numbers = {"n_images": int(len(scores)), "k": int(scores.shape[1]), "best": str(summary["configuration"].iloc[0]),
+               "input_mean": float(ref.mean()), "means": dict(zip(summary["configuration"], summary["mean"]))}
+    text, numbers["friedman"] = omnibus(scores, metric, stats_dir)
+    lines += ["", *text]
+    if scores.shape[1] >= 2 and len(scores) >= 2:
+        pw = pairwise_wilcoxon(scores, "holm")
+        pw.to_csv(stats_dir / f"{metric}_pairwise.csv", index=False)
+        n_sig = int((pw["pvalue_adj"] < ALPHA).sum())
+        lines += ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted: {n_sig} of {len(pw)} pairs differ at "
+                      f"α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the matched-pairs "
+                      f"rank-biserial r (> 0: a larger than b).", "",
+                  md_table(_pformat(pw[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
+                                        "pvalue_adj", "effect_size"]])), ""]
+        numbers["pairwise"] = pw
+        lines += posthoc(scores, pw, metric, stats_dir)
+        if scores.shape[1] >= 3:
+            ranks = summary.set_index("configuration")["mean_rank"]
+            fig = cd_diagram(ranks, pvalue_matrix(pw), out / "figures" / f"cd_{metric}.png", ALPHA,
+                             f"{metric}: mean rank (1 = best); bars join configurations Wilcoxon–Holm does not separate")
+            lines += ["", f"![{metric} critical-difference diagram](figures/{fig.name})"]
+    fig = boxplot(scores, metric, out / "figures" / f"box_{metric}.png", order=list(summary["configuration"]),
+                  reference=ref)
+    lines += ["", f"![{metric} per configuration](figures/{fig.name})", ""]
+    if per_image["seed"].nunique() > 1 or len(per_image) > len(scores):
+        lines += sensitivity(per_image, metric, numbers["best"], stats_dir) + [""]
+    eff_lines, numbers["effects"] = effects_section(per_image, metric, out)
+    lines += eff_lines
+    return lines, numbers
+
+
+def power_section(per_image: pd.DataFrame, metric: str, stats_dir: Path, effect: float | None = None) -> list[str]:
+    """Images needed for 80% power per pair against the pixel-only baseline, from the observed paired differences."""
+    scores, _ = block_scores(per_image, metric)
+    if BASELINE not in scores or scores.shape[1] < 2:
+        return []
+    m = scores.shape[1] * (scores.shape[1] - 1) // 2
+    rows = []
+    for c in scores.columns:
+        if c == BASELINE:
+            continue
+        d = scores[c] - scores[BASELINE]
+        rows.append({"configuration": c, "mean_diff": float(d.mean()), "sd_diff": float(d.std(ddof=1)),
+                     "n_needed": power_n(d, effect), "n_needed_holm_bound": power_n(d, effect, alpha=ALPHA / m)})
+    df = pd.DataFrame(rows)
+    df.to_csv(stats_dir / f"{metric}_power.csv", index=False)
+    what = f"an effect of {effect:g}" if effect is not None else "the observed mean difference"
+    return [f"#### Power ({metric})", "",
+            f"Test images needed to detect {what} against {BASELINE} with 80% power (two-sided Wilcoxon signed-rank, "
+            f"via the paired t-test sample size / ARE 3/π, sd of the observed per-image differences); "
+            f"`n_needed_holm_bound` uses α/{m} (Bonferroni), a safe bound for the Holm family of {m} pairs. "
+            f"Currently n = {len(scores)}.", "", md_table(df), ""]

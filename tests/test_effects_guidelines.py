@@ -1,0 +1,107 @@
+"""Factor effects and written guidelines on planted and null data; report with a failed trial."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from analysis.effects import factor_effects
+from analysis.guidelines import guidelines
+from analysis.load import block_scores
+from analysis.report import write_report
+
+from synthetic import results_folder
+
+
+def interaction(level, pre, lam):
+    """block3 wins with the medical encoder, block5 with ImageNet (the paper's interaction), by 1.5 dB."""
+    if lam == 0:
+        return 0.0
+    good = (level == "block3_conv2") == (pre == "medical")
+    return 1.5 if good else 0.0
+
+
+def test_effects_find_the_planted_interaction(tmp_path):
+    out = results_folder(tmp_path, effect=interaction)
+    per_image = pd.read_parquet(out / "per_image.parquet")
+    eff = factor_effects(per_image, "psnr")
+    inter = eff[(eff.kind == "interaction") & (eff.factor == "feature_level × pretraining")].iloc[0]
+    assert inter.pvalue_adj < 0.001 and inter.median_diff == pytest.approx(-3.0, abs=0.5)  # (0 − 1.5) − (1.5 − 0)
+    simple = eff[(eff.kind == "simple") & (eff.factor == "feature_level")].set_index("context")
+    assert simple.loc["pretraining=medical", "median_diff"] > 1 and simple.loc["pretraining=imagenet", "median_diff"] < -1
+    main = eff[(eff.kind == "main") & (eff.factor == "feature_level")].iloc[0]
+    assert main.pvalue_adj > 0.05  # averaged over pretraining the two levels tie
+    lam = eff[(eff.kind == "main") & (eff.factor == "lam")].iloc[0]
+    assert lam.pvalue_adj > 0.05
+
+
+def test_simple_effect_equals_a_direct_paired_wilcoxon(tmp_path):
+    out = results_folder(tmp_path, effect=interaction, seeds=(0,))
+    per_image = pd.read_parquet(out / "per_image.parquet")
+    eff = factor_effects(per_image, "psnr")
+    row = eff[(eff.kind == "simple") & (eff.factor == "feature_level") & (eff.context == "pretraining=medical")].iloc[0]
+    x = per_image[per_image.pretraining == "medical"]
+    wide = x.pivot_table(index=["block", "lam"], columns="feature_level", values="psnr")
+    d = (wide["block3_conv2"] - wide["block5_conv4"]).groupby(level="block").mean()
+    assert row.pvalue == pytest.approx(sps.wilcoxon(d).pvalue) and row.median_diff == pytest.approx(np.median(d))
+
+
+def _numbers(out):
+    """The inputs `guidelines` gets from the report, built here from the public functions."""
+    from analysis.sections import metric_section
+
+    per_image = pd.read_parquet(out / "per_image.parquet")
+    (out / "r" / "stats").mkdir(parents=True)
+    (out / "r" / "figures").mkdir()
+    return {m: metric_section(per_image, m, out / "r")[1] for m in ("psnr", "rmse_hu")}
+
+
+def test_guidelines_name_the_planted_winner(tmp_path):
+    out = results_folder(tmp_path, effect=interaction)
+    rules = guidelines(_numbers(out))
+    text = "\n".join(rules)
+    assert "psnr: With pretraining = medical prefer feature level block3_conv2 over block5_conv4" in text
+    assert "psnr: With pretraining = imagenet prefer feature level block5_conv4 over block3_conv2" in text
+    assert "rmse_hu: With pretraining = medical prefer feature level block3_conv2" in text  # lower is better there
+    assert "depends on pretraining" in text
+    assert not any("Overall" in r and "feature level" in r for r in rules)  # no main effect: it is crossed
+    best = [r for r in rules if r.startswith("psnr: best mean rank")][0]
+    assert "block3_conv2 · medical" in best or "block5_conv4 · imagenet" in best
+
+
+def test_guidelines_on_null_data_name_nothing(tmp_path):
+    out = results_folder(tmp_path, effect=None, seed=5)
+    rules = guidelines(_numbers(out))
+    assert not any("prefer" in r or "better than" in r or "worse than" in r or "depends on" in r for r in rules), rules
+    assert any("no configuration differs" in r or "not separated from" in r for r in rules)
+
+
+def test_report_lists_a_failed_trial_as_missing(tmp_path):
+    out = results_folder(tmp_path, effect=interaction, failed=1)
+    report = write_report(out, power=True)
+    text = (report / "report.md").read_text()
+    assert "1 trial(s) not finished" in text and "Diverged: non-finite loss" in text
+    trials = pd.read_parquet(out / "trials.parquet")
+    failed_key = trials.loc[trials.status == "failed", "run_key"].iloc[0]
+    assert failed_key in text
+    # the configuration with the failed seed is still analysed from its remaining seed
+    scores, dropped = block_scores(pd.read_parquet(out / "per_image.parquet"), "psnr")
+    assert scores.shape[1] == 9 and dropped == 0
+    for name in ("cd_psnr.png", "effects_psnr.png", "interaction_psnr.png", "box_psnr.png"):
+        assert (report / "figures" / name).is_file(), name
+    for name in ("psnr_pairwise.csv", "psnr_effects.csv", "psnr_nemenyi.csv", "psnr_conover.csv", "psnr_power.csv",
+                 "psnr_mixed_model.csv", "psnr_per_seed.csv"):
+        assert (report / "stats" / name).is_file(), name
+    assert "Iman–Davenport" in text and "mixed model" in text and "## Methods" in text
+    assert text.count("data:image/png;base64") == 0 and "data:image/png;base64" in (report / "report.html").read_text()
+    assert not list(out.glob(".report-*"))  # the temporary build folder is gone
+
+
+def test_block_key_merges_images_of_one_position(tmp_path):
+    out = results_folder(tmp_path, effect=None)
+    per_image = pd.read_parquet(out / "per_image.parquet")
+    two = per_image.assign(block=per_image["image_id"].str.slice(0, 5))  # img00x → 'img00': 10 images per block
+    scores, _ = block_scores(two, "psnr")
+    assert len(scores) == per_image["image_id"].nunique() // 10
