@@ -128,8 +128,9 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     if len(missing):
         lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
         lines += [md_table(missing[["run_key", "configuration", "seed", "status", "error"]].fillna(""))]
-    psi = trials[trials["status"] == "finished"].groupby("configuration")[["psi", "perceptual_loss", "pixel_loss"]].mean()
-    if len(psi):
+    psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
+    psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
+    if len(psi) and psi_cols:
         psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
         lines += ["", "## Perceptual influence", "",
                   "Ψ = λ·L_P / (L_pixel + λ·L_P) from the unweighted last-epoch means of both terms (mean over seeds).", "",

@@ -51,8 +51,10 @@ def run(
     spec = load_spec(study)
     if backend is not None and backend not in ("ray", "local"):
         raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
-    run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
-              console=console, spec_text=study.read_text())
+    p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
+                  console=console, spec_text=study.read_text())
+    if not dry_run and any(s == "failed" for s in p.states().values()):
+        raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
 
 
 @app.command()

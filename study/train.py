@@ -181,7 +181,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
         row.update({f"input_{k}": v for k, v in image_metrics(x, r, low, high).items()})
         per_image.append(row)
     last = history[-1]
-    means = {k: float(np.mean([r[k] for r in per_image])) for k in per_image[0] if k not in ("image_id", "patient")}
+    means = {k: float(np.mean([r[k] for r in per_image])) for k in per_image[0]
+             if k not in ("image_id", "patient", "block")}
     summary = {"psi": last["psi"], "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
                "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,
                "device": str(device)}

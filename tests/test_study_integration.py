@@ -152,3 +152,14 @@ def test_local_backend_runs_without_tracking(tmp_path):
     a = pd.read_parquet(tmp_path / "tiny" / "per_image.parquet").sort_values(["run_key", "image_id"])
     b = pd.read_parquet(again / "per_image.parquet").sort_values(["run_key", "image_id"])
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_diverging_trials_are_failed_with_a_reason_and_the_study_goes_on(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, training={"lr": 1e9}))
+    res = CliRunner().invoke(app, ["run", str(path)])
+    assert res.exit_code == 1, res.output
+    trials = pd.read_parquet(tmp_path / "tiny" / "trials.parquet")
+    assert set(trials.status) == {"failed"}
+    assert trials["error"].str.contains("Diverged: non-finite loss").all()
+    text = (tmp_path / "tiny" / "report" / "report.md").read_text()
+    assert "2 trial(s) not finished" in text and "non-finite loss" in text
