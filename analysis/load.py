@@ -50,3 +50,12 @@ def seed_scores(per_image: pd.DataFrame, metric: str, seed, block: str | None = 
     """Like `block_scores` for the trials of one seed only (a sensitivity check on the seed averaging)."""
     x = per_image[per_image["seed"] == seed]
     return block_scores(x, metric, block)[0]
+
+
+def split_test_sets(per_image: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The main test set (analysed with the tests) and any extra test sets (e.g. "real" slices, descriptive only)."""
+    if "test_set" not in per_image or per_image.empty:
+        return per_image, {}
+    main = per_image[per_image["test_set"].fillna("test") == "test"]
+    extra = {name: g for name, g in per_image.groupby("test_set") if name != "test"}
+    return main, extra

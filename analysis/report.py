@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.guidelines import MIN_EFFECT, as_markdown, guidelines
-from analysis.load import HIGHER_IS_BETTER, load_results
+from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets
 from analysis.sections import ALPHA, md_table, metric_section, power_section
 
 
@@ -77,6 +77,30 @@ def _html(md: str, report_dir: Path) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><title>study report</title><style>{style}</style></head><body>{body}</body></html>"
 
 
+def _geometry(results_dir: Path, trials: pd.DataFrame) -> str:
+    """The data's acquisition geometry from the prepared data's manifest (the study's data id)."""
+    ids = trials["data_id"].dropna().unique() if "data_id" in trials else []
+    for did in ids:
+        path = results_dir / "data" / f"data-{did}" / "manifest.json"
+        if path.is_file():
+            m = json.loads(path.read_text())
+            return f"{m.get('geometry', '')}; slices per split {m.get('splits', {})}"
+    return ""
+
+
+def extra_section(name: str, images: pd.DataFrame, metrics: list[str], stats_dir: Path) -> list[str]:
+    """A small extra test set (e.g. the real CT slices): means per configuration, descriptive only (no tests)."""
+    cols = [m for m in metrics if m in images]
+    table = images.groupby("configuration")[cols].mean()
+    inputs = {m: images[f"input_{m}"].mean() for m in cols if f"input_{m}" in images}
+    table.loc["low-dose input"] = pd.Series(inputs)
+    table.reset_index().to_csv(stats_dir / f"{name}_means.csv", index=False)
+    n = images["image_id"].nunique()
+    return [f"## Extra test set: {name} ({n} images, descriptive)", "",
+            f"Means over the {n} images ({', '.join(sorted(images['image_id'].unique()))}) and seeds; too few "
+            f"images for tests.", "", md_table(table.reset_index()), ""]
+
+
 def write_report(results_dir: str | Path, metrics: list[str] | None = None, power: bool = False,
                  power_effect: float | None = None) -> Path:
     """(Re)write `RESULTS_DIR/report/`: report.md, report.html, guidelines.md, stats/*.csv, figures/*.png.
@@ -84,7 +108,8 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     Built in a temporary folder and swapped in at the end, so a failure leaves the previous report intact.
     """
     results_dir = Path(results_dir)
-    trials, per_image = load_results(results_dir)
+    trials, all_images = load_results(results_dir)
+    per_image, extra = split_test_sets(all_images)
     metrics = metrics or [m for m in HIGHER_IS_BETTER if m in per_image]
     for m in metrics:
         if m not in per_image:
@@ -92,7 +117,7 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     final = results_dir / "report"
     out = Path(tempfile.mkdtemp(prefix=".report-", dir=results_dir))
     try:
-        _build(results_dir, trials, per_image, metrics, out, power, power_effect)
+        _build(results_dir, trials, per_image, metrics, out, power, power_effect, extra)
         old = results_dir / f".report-old-{os.getpid()}"
         if final.exists():
             final.rename(old)
@@ -105,7 +130,7 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
 
 
 def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str], out: Path,
-           power: bool, power_effect: float | None) -> None:
+           power: bool, power_effect: float | None, extra: dict | None = None) -> None:
     (out / "stats").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     window = _window_of(results_dir)
@@ -124,6 +149,9 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
              f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0}; metric window: "
              f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU).",
              f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
+    geometry = _geometry(results_dir, trials)
+    if geometry:
+        lines += [f"- Data: {geometry}."]
     missing = trials[trials["status"] != "finished"]
     if len(missing):
         lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
@@ -145,6 +173,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
             lines += sec
             if power:
                 lines += power_section(per_image, m, out / "stats", power_effect)
+    for name, images in (extra or {}).items():
+        lines += extra_section(name, images, metrics, out / "stats")
     rules = guidelines(numbers, alpha=ALPHA)
     (out / "guidelines.md").write_text("# Guidelines\n\n" + as_markdown(rules))
     lines += ["## Guidelines", "", as_markdown(rules),

@@ -46,28 +46,77 @@ class Window(_Strict):
         return self.center + self.width / 2
 
 
-class DataSpec(_Strict):
-    """Embedded synthetic data: abdomen-like phantoms with projection-domain low-dose pairs."""
+#: paper 1's patient split of the AAPM-Mayo 2016 data
+MAYO_SPLIT = {"train": ["L067", "L310", "L286", "L333", "L291", "L109", "L143"], "val": ["L192"], "test": ["L096", "L506"]}
 
-    source: Literal["phantom"] = "phantom"
-    size: int = Field(128, ge=32, le=1024, description="slice size in pixels (square)")
-    fov_mm: float = Field(350.0, gt=0, description="field of view; sets the pixel size of the line integrals")
+
+class DataSpec(_Strict):
+    """Where the low/full-dose pairs come from, and how they are normalised.
+
+    - `phantom` (default): embedded abdomen-like phantoms with projection-domain low dose (+ the real CT slices that
+      pydicom and pydicom-data ship, as an extra "real" test set).
+    - `mayo`: AAPM-Mayo 2016 Grand Challenge folders, `root/<template>` per patient, dose, thickness and kernel.
+    - `tcia`: TCIA LDCT-and-Projection-data image series listed in a CSV manifest (patient, split, full, low).
+    - `dicom-simulated`: any full-dose CT series under `root`; low dose made by the simulator.
+    Splits are by patient, never by slice.
+    """
+
+    source: Literal["phantom", "mayo", "tcia", "dicom-simulated"] = "phantom"
+    # phantom
+    size: int = Field(128, ge=32, le=1024, description="phantom slice size in pixels (square)")
+    fov_mm: float = Field(350.0, gt=0, description="phantom field of view; sets the pixel size of the line integrals")
     n_train: int = Field(32, ge=1)
     n_val: int = Field(8, ge=1)
     n_test: int = Field(24, ge=2)
+    real_slices: bool = Field(True, description="phantom: also test on the real CT slices pydicom ships")
+    # DICOM sources
+    root: Optional[str] = Field(None, description="mayo / tcia / dicom-simulated: data root folder")
+    manifest: Optional[str] = Field(None, description="tcia: CSV with columns patient, split, full, low")
+    splits: Optional[dict[Literal["train", "val", "test"], list[str]]] = Field(
+        None, description="patient ids per split (mayo default: paper 1's split)")
+    thickness: list[Literal["1mm", "3mm"]] = Field(default_factory=lambda: ["1mm", "3mm"])
+    kernel: list[Literal["B30", "D45"]] = Field(default_factory=lambda: ["B30", "D45"])
+    template: str = Field("{patient}/{dose}_{thickness}{kernel}",
+                          description="mayo folder layout; dose = full|quarter, kernel = '' (B30) | '_sharp' (D45)")
+    slice_step: int = Field(1, ge=1, description="use every k-th slice of a series")
+    max_slices: Optional[int] = Field(None, ge=1, description="at most this many slices per series")
+    # simulation (phantom, dicom-simulated)
     dose_fraction: float = Field(0.25, gt=0, le=1, description="low dose / full dose")
     photons: float = Field(1e5, gt=0, description="incident photons per ray at full dose (I0)")
     electronic_noise: float = Field(10.0, ge=0, description="std of Gaussian electronic noise, in photon counts")
     n_angles: Optional[int] = Field(None, ge=16, description="projection angles over 180°; default 1.5 × size")
     seed: int = 0
+    # normalisation
     hu_min: float = -1024.0
     hu_max: float = 3072.0
+    clip: bool = Field(False, description="clip HU to [hu_min, hu_max] before normalising (paper 1: no)")
 
     @model_validator(mode="after")
     def _range(self):
         if self.hu_max <= self.hu_min:
             raise ValueError(f"hu_max ({self.hu_max}) must exceed hu_min ({self.hu_min})")
+        if self.source != "phantom" and not self.root:
+            raise ValueError(f"source {self.source!r} needs 'root' (the data folder)")
+        if self.source == "tcia" and not self.manifest:
+            raise ValueError("source 'tcia' needs 'manifest' (CSV with columns patient, split, full, low)")
+        if self.source == "dicom-simulated" and not self.splits:
+            raise ValueError("source 'dicom-simulated' needs 'splits' (patient ids for train, val and test)")
+        if self.splits is not None:
+            missing = [k for k in ("train", "val", "test") if not self.splits.get(k)]
+            if missing:
+                raise ValueError(f"splits: no patients for {missing}")
+            seen: dict[str, str] = {}
+            for split, ids in self.splits.items():
+                for pid in ids:
+                    if pid in seen:
+                        raise ValueError(f"patient {pid!r} is in both {seen[pid]!r} and {split!r}: split by patient")
+                    seen[pid] = split
         return self
+
+    def patient_splits(self) -> dict[str, list[str]]:
+        if self.splits:
+            return {k: list(v) for k, v in self.splits.items()}
+        return {k: list(v) for k, v in MAYO_SPLIT.items()}
 
 
 class ModelSpec(_Strict):
@@ -83,6 +132,7 @@ class TrainingSpec(_Strict):
     lr: float = Field(1e-4, gt=0)
     patch_size: int = Field(96, ge=16)
     select: Literal["best_val", "last"] = "best_val"
+    val_slices: Optional[int] = Field(64, ge=1, description="validate each epoch on this many evenly spaced slices")
     threads: int = Field(1, ge=1, description="torch CPU threads per trial")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -227,7 +277,17 @@ def parse_spec(raw: dict, source: str = "<spec>") -> StudySpec:
                 raise StudyError(f"{source}: field 'encoders.{name}.path': file not found (got {enc.path!r})")
             enc = enc.model_copy(update={"path": str(p.resolve())})
         encoders[name] = enc
-    return spec.model_copy(update={"encoders": encoders})
+    data_update = {}
+    for key, want_dir in (("root", True), ("manifest", False)):
+        value = getattr(spec.data, key)
+        if value:
+            p = Path(value).expanduser()
+            p = p if p.is_absolute() else base / p
+            if not (p.is_dir() if want_dir else p.is_file()):
+                raise StudyError(f"{source}: field 'data.{key}': {'folder' if want_dir else 'file'} not found (got {value!r})")
+            data_update[key] = str(p.resolve())
+    data = spec.data.model_copy(update=data_update)
+    return spec.model_copy(update={"encoders": encoders, "data": data})
 
 
 def load_spec(path: str | Path) -> StudySpec:

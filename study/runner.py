@@ -97,7 +97,7 @@ def prepare(p: Plan, console: Console):
     from study.encoder_cache import materialise
 
     with _progress(console) as prog:
-        task = prog.add_task("data: phantoms + low-dose simulation", total=None)
+        task = prog.add_task(f"data: {p.spec.data.source} pairs", total=None)
         data = prepare_data(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
         _complete(prog, task)
         encoders = {}

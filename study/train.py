@@ -8,6 +8,7 @@ restarted, so a killed or preempted trial continues from its last finished epoch
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import random
@@ -97,6 +98,27 @@ def _predict(model, slices_hu: np.ndarray, hu_range, device, chunk: int = 4) -> 
     return np.concatenate(out)
 
 
+def _test(model, data: Path, name: str, hu_range, device, low: float, high: float, n_examples: int):
+    """Per-image metrics of the output and of the low-dose input on one test set (full slices)."""
+    ld, fd = np.load(data / f"{name}_ld.npy", mmap_mode="r"), np.load(data / f"{name}_fd.npy", mmap_mode="r")
+    meta_path = data / f"{name}_meta.json"
+    metas = json.loads(meta_path.read_text()) if meta_path.is_file() else [
+        {"image_id": f"{name}-{i:04d}", "patient": "", "block": f"{name}-{i:04d}"} for i in range(len(ld))]
+    rows, examples = [], {}
+    for start in range(0, len(ld), 16):  # bounded memory on large test sets
+        x, r = np.asarray(ld[start:start + 16]), np.asarray(fd[start:start + 16])
+        pred = _predict(model, x, hu_range, device)
+        for k, (p, xi, ri) in enumerate(zip(pred, x, r)):
+            m = metas[start + k]
+            row = {"image_id": m["image_id"], "patient": m["patient"], "block": m["block"], "test_set": name,
+                   **image_metrics(p, ri, low, high)}
+            row.update({f"input_{key}": v for key, v in image_metrics(xi, ri, low, high).items()})
+            rows.append(row)
+            if len(examples) < n_examples:
+                examples[m["image_id"]] = (xi, p, ri)
+    return rows, examples
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -118,12 +140,15 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
 
     data = Path(spec.data_path)
     train_ld, train_fd = np.load(data / "train_ld.npy", mmap_mode="r"), np.load(data / "train_fd.npy", mmap_mode="r")
-    val_ld, val_fd = np.load(data / "val_ld.npy"), np.load(data / "val_fd.npy")
-    test_ld, test_fd = np.load(data / "test_ld.npy"), np.load(data / "test_fd.npy")
+    val_ld, val_fd = np.load(data / "val_ld.npy", mmap_mode="r"), np.load(data / "val_fd.npy", mmap_mode="r")
+    keep = np.unique(np.linspace(0, len(val_ld) - 1, min(len(val_ld), int(tr.get("val_slices") or len(val_ld)))).astype(int))
+    val_ld, val_fd = np.asarray(val_ld[keep]), np.asarray(val_fd[keep])  # evenly spaced validation slices
+    test_sets = [name for name in ("test", "real") if (data / f"{name}_ld.npy").is_file()]
 
     model = build_model(ModelSpec(**spec.model)).to(device)
     if hasattr(model, "init_output_bias"):
-        model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(train_fd), *hu_range))))
+        sample = train_fd[:: max(1, len(train_fd) // 64)]  # ≤ ~64 slices: never the whole (memory-mapped) split
+        model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(sample, np.float64), *hu_range))))
     opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
     encoder = _load_encoder(spec, device) if spec.lam > 0 else None
     rng = np.random.default_rng(spec.seed)
@@ -173,18 +198,19 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
             on_epoch(epoch, metrics)
 
     model.load_state_dict(best["model"])
-    pred = _predict(model, test_ld, hu_range, device)
-    per_image = []
-    for i, (p, x, r) in enumerate(zip(pred, test_ld, test_fd)):
-        # `block`: images that share an anatomical position (here each phantom slice is its own)
-        row = {"image_id": f"test-{i:04d}", "patient": "phantom", "block": f"test-{i:04d}", **image_metrics(p, r, low, high)}
-        row.update({f"input_{k}": v for k, v in image_metrics(x, r, low, high).items()})
-        per_image.append(row)
+    per_image, examples = [], {}
+    for name in test_sets:
+        rows, ex = _test(model, data, name, hu_range, device, low, high, spec.example_images if name == "test" else 0)
+        per_image += rows
+        examples.update(ex)
+    main = [r for r in per_image if r["test_set"] == "test"]
     last = history[-1]
-    means = {k: float(np.mean([r[k] for r in per_image])) for k in per_image[0]
-             if k not in ("image_id", "patient", "block")}
+    numeric = [k for k, v in main[0].items() if isinstance(v, float)]
+    means = {k: float(np.mean([r[k] for r in main])) for k in numeric}
+    for name in test_sets[1:]:  # extra test sets: their means under a prefix (e.g. real_psnr)
+        rows = [r for r in per_image if r["test_set"] == name]
+        means.update({f"{name}_{k}": float(np.mean([r[k] for r in rows])) for k in numeric})
     summary = {"psi": last["psi"], "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
                "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,
                "device": str(device)}
-    examples = {f"test-{i:04d}": (test_ld[i], pred[i], test_fd[i]) for i in range(min(spec.example_images, len(pred)))}
     return TrialResult(summary=summary, per_image=per_image, history=history, examples=examples)

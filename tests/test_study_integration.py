@@ -49,7 +49,11 @@ def test_results_folder_follows_the_contract(ray_study):
     assert (trials.loc[trials.lam == 0, "psi"] == 0).all()
     assert (trials.loc[trials.lam > 0, "psi"] > 0).all()
     assert trials.loc[trials.lam > 0, "encoder_sha256"].notna().all()
-    assert len(per_image) == 6 * 4 and not per_image.duplicated(["run_key", "image_id"]).any()
+    assert not per_image.duplicated(["run_key", "image_id"]).any()
+    assert (per_image["test_set"] == "test").sum() == 6 * 4
+    real = per_image[per_image["test_set"] == "real"]
+    assert set(real["image_id"]) == {"real-CT_small", "real-693_UNCR"} and len(real) == 6 * 2
+    assert trials["real_psnr"].notna().all()
     for col in ("image_id", "patient", "psnr", "ssim", "rmse_hu", "input_psnr", "input_ssim", "input_rmse_hu"):
         assert col in per_image, col
     assert (per_image["rmse_hu"] > 0).all()
@@ -59,6 +63,7 @@ def test_results_folder_follows_the_contract(ray_study):
     assert list((report / "figures").glob("*.png")) and list((report / "stats").glob("*.csv"))
     text = (report / "report.md").read_text()
     assert "Friedman χ²(2)" in text and "Kendall's W" in text and "Holm" in text
+    assert "Extra test set: real (2 images" in text and "parallel beam" in text
     assert "data:image/png;base64" in (report / "report.html").read_text()
 
 

@@ -18,14 +18,17 @@ from typing import Callable, Optional
 import numpy as np
 
 from study.config import DataSpec
+from study.errors import StudyError
 from study.grid import short_hash
 
-GENERATOR_VERSION = "phantom-v1"
+GENERATOR_VERSION = "pairs-v2"
 SPLITS = ("train", "val", "test")
 
 
 def data_id(spec: DataSpec) -> str:
-    return short_hash({"data": spec.model_dump(), "generator": GENERATOR_VERSION})
+    from study.data.sources import input_fingerprint
+
+    return short_hash({"data": spec.model_dump(), "generator": GENERATOR_VERSION, "inputs": input_fingerprint(spec)})
 
 
 @dataclass
@@ -38,61 +41,102 @@ class Prepared:
         mode = "r" if mmap else None
         return (np.load(self.path / f"{split}_ld.npy", mmap_mode=mode), np.load(self.path / f"{split}_fd.npy", mmap_mode=mode))
 
+    def meta(self, split: str) -> list[dict]:
+        return json.loads((self.path / f"{split}_meta.json").read_text())
+
     def manifest(self) -> dict:
         return json.loads((self.path / "manifest.json").read_text())
 
 
-def _slice_seed(base: int, split: str, i: int) -> int:
-    return int(hashlib.sha256(f"{base}/{split}/{i}".encode()).hexdigest()[:8], 16)
+class _SplitWriter:
+    """Appends slices of one split to raw files, then turns them into .npy arrays (so a split of any size streams)."""
+
+    def __init__(self, folder: Path, split: str):
+        self.folder, self.split, self.shape, self.n, self.meta = folder, split, None, 0, []
+        self.raw = {k: open(folder / f"{split}_{k}.raw", "wb") for k in ("ld", "fd")}
+
+    def add(self, ld: np.ndarray, fd: np.ndarray, meta: dict) -> None:
+        if self.shape is None:
+            self.shape = ld.shape
+        if ld.shape != self.shape or fd.shape != self.shape:
+            raise StudyError(f"{meta.get('image_id')} (patient {meta.get('patient')}): slice shape {ld.shape} / "
+                             f"{fd.shape} differs from {self.shape} of the other {self.split} slices")
+        self.raw["ld"].write(np.ascontiguousarray(ld, np.float32).tobytes())
+        self.raw["fd"].write(np.ascontiguousarray(fd, np.float32).tobytes())
+        self.meta.append(meta)
+        self.n += 1
+
+    def close(self, digest) -> None:
+        for kind, fh in self.raw.items():
+            fh.close()
+            raw = self.folder / f"{self.split}_{kind}.raw"
+            arr = np.lib.format.open_memmap(self.folder / f"{self.split}_{kind}.npy", mode="w+", dtype=np.float32,
+                                            shape=(self.n, *self.shape))
+            src = np.memmap(raw, dtype=np.float32, mode="r", shape=(self.n, *self.shape)) if self.n else arr
+            for i in range(0, self.n, 64):
+                arr[i:i + 64] = src[i:i + 64]
+                digest.update(np.ascontiguousarray(arr[i:i + 64]).tobytes())
+            arr.flush()
+            del arr, src
+            raw.unlink()
+        (self.folder / f"{self.split}_meta.json").write_text(json.dumps(self.meta))
 
 
-def _make_pair(spec: DataSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from study.data.phantoms import phantom_slice
-    from study.data.simulate import low_dose
+def geometry(spec: DataSpec) -> str:
+    sim = (f"low dose simulated at dose fraction {spec.dose_fraction:g} of I0 = {spec.photons:g} photons/ray, "
+           f"Gaussian electronic noise σ = {spec.electronic_noise:g} counts; 2-D parallel beam over 180° "
+           f"({spec.n_angles or '1.5 × size'} angles), ramp-filtered FBP (scikit-image radon/iradon)")
+    if spec.source == "phantom":
+        return f"synthetic phantoms {spec.size}² over {spec.fov_mm:g} mm; {sim}"
+    if spec.source == "dicom-simulated":
+        return f"full-dose DICOM series; {sim}, inserting only the noise missing from a scan at I0"
+    return f"{spec.source}: vendor low/full-dose reconstructions (no simulation)"
 
-    clean = phantom_slice(seed, spec.size)
-    kw = dict(photons=spec.photons, electronic_noise=spec.electronic_noise, pixel_mm=spec.fov_mm / spec.size,
-              n_angles=spec.n_angles)
-    fd = low_dose(clean, 1.0, seed=seed + 1, **kw)
-    ld = low_dose(clean, spec.dose_fraction, seed=seed + 2, **kw)
-    return ld, fd
 
+def prepare(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Prepared:
+    """Make (or reuse) the study's paired low/full-dose slices, once per study. Deterministic by `spec.seed`.
 
-def prepare(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, int], None]] = None) -> Prepared:
-    """Generate (or reuse) the study's paired low/full-dose slices. Deterministic by `spec.seed`."""
+    Written to a temporary folder and renamed into place: a failure (bad DICOM, missing patient) leaves nothing.
+    """
+    from study.data.sources import SOURCES, count
+
     did = data_id(spec)
     final = Path(cache_dir) / f"data-{did}"
     if (final / "manifest.json").is_file():
         return Prepared(final, did, json.loads((final / "manifest.json").read_text())["sha256"])
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".data-tmp-", dir=cache_dir))
+    writers: dict[str, _SplitWriter] = {}
     try:
-        counts = {"train": spec.n_train, "val": spec.n_val, "test": spec.n_test}
-        total, done = sum(counts.values()), 0
-        digest = hashlib.sha256()
-        image_ids = {}
+        total = count(spec)
+        done = 0
+        for split, ld, fd, meta in SOURCES[spec.source](spec):
+            if spec.clip:
+                ld, fd = np.clip(ld, spec.hu_min, spec.hu_max), np.clip(fd, spec.hu_min, spec.hu_max)
+            if split not in writers:
+                writers[split] = _SplitWriter(tmp, split)
+            writers[split].add(ld, fd, meta)
+            done += 1
+            if progress:
+                progress(done, total)
         for split in SPLITS:
-            lds, fds = [], []
-            for i in range(counts[split]):
-                ld, fd = _make_pair(spec, _slice_seed(spec.seed, split, i))
-                lds.append(ld)
-                fds.append(fd)
-                done += 1
-                if progress:
-                    progress(done, total)
-            for kind, arr in (("ld", np.stack(lds)), ("fd", np.stack(fds))):
-                np.save(tmp / f"{split}_{kind}.npy", arr)
-                digest.update(arr.tobytes())
-            image_ids[split] = [f"{split}-{i:04d}" for i in range(counts[split])]
+            if split not in writers or writers[split].n == 0:
+                raise StudyError(f"data: no {split} slices were found (source {spec.source!r})")
+        digest = hashlib.sha256()
+        for split in sorted(writers):
+            writers[split].close(digest)
         manifest = {"data_id": did, "sha256": digest.hexdigest(), "spec": spec.model_dump(),
-                    "generator": GENERATOR_VERSION, "image_ids": image_ids,
-                    "geometry": "2-D parallel beam over 180°, FBP with ramp filter (scikit-image)"}
+                    "generator": GENERATOR_VERSION, "splits": {k: w.n for k, w in writers.items()},
+                    "geometry": geometry(spec)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         try:
             os.rename(tmp, final)
         except OSError:  # another process won the race: use theirs
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
+        for w in writers.values():
+            for fh in w.raw.values():
+                fh.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Prepared(final, did, json.loads((final / "manifest.json").read_text())["sha256"])

@@ -42,16 +42,25 @@ def noisy_sinogram(sino: np.ndarray, dose_fraction: float, photons: float, elect
 
 
 def low_dose(image_hu: np.ndarray, dose_fraction: float, *, photons: float = 1e5, electronic_noise: float = 10.0,
-             seed: int = 0, pixel_mm: float = 0.7, n_angles: int | None = None) -> np.ndarray:
+             seed: int = 0, pixel_mm: float = 0.7, n_angles: int | None = None,
+             input_photons: float | None = None) -> np.ndarray:
     """A simulated acquisition of `image_hu` at `dose_fraction` of `photons` per ray, reconstructed by FBP, in HU.
 
     Deterministic for a given seed. `dose_fraction=1` gives a full-dose acquisition (with its own noise).
+    `input_photons`: the image is itself a real scan acquired at that flux (it already carries its noise); then only
+    the missing noise is inserted, at the flux I_add with 1/I_add = 1/(photons·dose) − 1/input_photons, so that the
+    result's quantum noise matches an acquisition at photons·dose.
     """
     image_hu = np.asarray(image_hu, dtype=np.float64)
     if image_hu.ndim != 2 or image_hu.shape[0] != image_hu.shape[1]:
         raise ValueError(f"low_dose needs a square 2-D image, got shape {image_hu.shape}")
     if not 0 < dose_fraction <= 1:
         raise ValueError(f"dose_fraction must be in (0, 1], got {dose_fraction}")
+    if input_photons is not None:
+        target = photons * dose_fraction
+        if target >= input_photons:
+            return np.asarray(image_hu, np.float32)
+        photons, dose_fraction = 1.0 / (1.0 / target - 1.0 / input_photons), 1.0
     size = image_hu.shape[0]
     # radon(circle=True) assumes nothing outside the inscribed circle: set it to air
     yy, xx = np.mgrid[:size, :size]

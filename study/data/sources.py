@@ -1,0 +1,222 @@
+"""Where pairs come from: each source yields (split, low-dose HU, full-dose HU, meta) one slice at a time.
+
+Meta per slice: image_id, patient, block (slices that share an anatomical position share a block: the
+reconstructions of one position, e.g. B30/D45 kernels, are one block for the statistics), position_mm, series.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from study.config import DataSpec
+from study.errors import StudyError
+
+KERNEL_SUFFIX = {"B30": "", "D45": "_sharp"}
+
+
+def slice_seed(base: int, *parts) -> int:
+    return int(hashlib.sha256("/".join(map(str, (base, *parts))).encode()).hexdigest()[:8], 16)
+
+
+def _block(patient: str, z: float, grid_mm: float = 3.0) -> str:
+    """Positions on a common grid (the thickest reconstruction) so that all reconstructions of one position match."""
+    return f"{patient}@{round(z / grid_mm) * grid_mm:.0f}mm"
+
+
+def _subsample(n: int, spec: DataSpec) -> list[int]:
+    idx = list(range(0, n, spec.slice_step))
+    return idx[: spec.max_slices] if spec.max_slices else idx
+
+
+# -- phantom -------------------------------------------------------------------------------------------------------
+
+def phantom(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]]:
+    from study.data.phantoms import phantom_slice
+    from study.data.simulate import low_dose
+
+    kw = dict(photons=spec.photons, electronic_noise=spec.electronic_noise, pixel_mm=spec.fov_mm / spec.size,
+              n_angles=spec.n_angles)
+    for split, n in (("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test)):
+        for i in range(n):
+            seed = slice_seed(spec.seed, split, i)
+            clean = phantom_slice(seed, spec.size)
+            fd = low_dose(clean, 1.0, seed=seed + 1, **kw)
+            ld = low_dose(clean, spec.dose_fraction, seed=seed + 2, **kw)
+            iid = f"{split}-{i:04d}"
+            yield split, ld, fd, {"image_id": iid, "patient": "phantom", "block": iid, "position_mm": 0.0, "series": ""}
+    if spec.real_slices:
+        yield from real_slices(spec)
+
+
+REAL_FILES = ("CT_small.dcm", "693_UNCR.dcm")
+
+
+def real_slice_paths() -> list[Path]:
+    """The real CT slices shipped by pydicom (CT_small.dcm) and pydicom-data (693_UNCR.dcm), asked for by name
+    (never a glob: that would try to download)."""
+    from pydicom.data import get_testdata_file
+
+    paths = []
+    for name in REAL_FILES:
+        try:
+            p = get_testdata_file(name, download=False)
+        except Exception:  # noqa: BLE001 - an old pydicom without the keyword, or no data package
+            p = None
+        if p:
+            paths.append(Path(p))
+    return paths
+
+
+def real_slices(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]]:
+    """Extra test set "real": each shipped slice resampled to the study's size, low dose by the simulator with
+    noise insertion (the slice is treated as a full-dose scan at `photons`)."""
+    from skimage.transform import resize
+
+    from study.data.dicom import _read, hu_of
+    from study.data.simulate import low_dose
+
+    for k, path in enumerate(real_slice_paths()):
+        ds = _read(path)
+        hu = hu_of(ds, path)
+        hu = np.maximum(hu, -1024.0)  # padding outside the scan circle (e.g. −3024) is air
+        pixel_mm = float(ds.PixelSpacing[0]) * hu.shape[0] / spec.size
+        fd = resize(hu, (spec.size, spec.size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+        ld = low_dose(fd, spec.dose_fraction, photons=spec.photons, electronic_noise=spec.electronic_noise,
+                      seed=slice_seed(spec.seed, "real", k), pixel_mm=pixel_mm, n_angles=spec.n_angles,
+                      input_photons=spec.photons)
+        yield "real", ld, fd, {"image_id": f"real-{path.stem}", "patient": str(ds.get("PatientID", path.stem)),
+                               "block": f"real-{path.stem}", "position_mm": 0.0, "series": path.name}
+
+
+# -- DICOM sources -------------------------------------------------------------------------------------------------
+
+def _pairs_from_series(split: str, low_dir: Path, full_dir: Path, spec: DataSpec, tag: str):
+    from study.data.dicom import pair_slices, read_series
+
+    low, lmeta = read_series(low_dir)
+    full, fmeta = read_series(full_dir)
+    pairs = pair_slices(lmeta, fmeta)
+    for n, k in enumerate(_subsample(len(pairs), spec)):
+        i, j = pairs[k]
+        z = lmeta.positions[i]
+        yield split, low[i], full[j], {"image_id": f"{lmeta.patient}-{tag}-{n:04d}", "patient": lmeta.patient,
+                                       "block": _block(lmeta.patient, z), "position_mm": float(z), "series": tag}
+
+
+def mayo_folders(spec: DataSpec) -> list[tuple[str, str, str, Path, Path]]:
+    """(split, patient, tag, low folder, full folder) for every patient × thickness × kernel; checked to exist."""
+    root = Path(spec.root)
+    out = []
+    for split, patients in spec.patient_splits().items():
+        for pid in patients:
+            if not (root / pid).is_dir():
+                raise StudyError(f"data.splits: patient {pid!r} ({split}) not found under {root}")
+            for th in spec.thickness:
+                for ker in spec.kernel:
+                    fmt = dict(patient=pid, thickness=th, kernel=KERNEL_SUFFIX[ker])
+                    low, full = (root / spec.template.format(dose=d, **fmt) for d in ("quarter", "full"))
+                    for f in (low, full):
+                        if not f.is_dir():
+                            raise StudyError(f"patient {pid}: folder {f} not found (data.template "
+                                             f"{spec.template!r}, thickness {th}, kernel {ker})")
+                    out.append((split, pid, f"{th}-{ker}", low, full))
+    return out
+
+
+def mayo(spec: DataSpec):
+    for split, pid, tag, low, full in mayo_folders(spec):
+        yield from _pairs_from_series(split, low, full, spec, tag)
+
+
+def tcia_rows(spec: DataSpec) -> list[dict]:
+    path, root = Path(spec.manifest), Path(spec.root)
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"patient", "split", "full", "low"}
+    if not rows or not need <= set(rows[0]):
+        raise StudyError(f"{path}: a TCIA manifest needs the columns {sorted(need)} and at least one row")
+    for n, r in enumerate(rows, start=2):
+        if r["split"] not in ("train", "val", "test"):
+            raise StudyError(f"{path}: line {n}: split must be train, val or test (got {r['split']!r})")
+        for key in ("full", "low"):
+            if not (root / r[key]).is_dir():
+                raise StudyError(f"{path}: line {n}: patient {r['patient']}: folder {root / r[key]} not found")
+    by_patient: dict[str, set] = {}
+    for r in rows:
+        by_patient.setdefault(r["patient"], set()).add(r["split"])
+    for pid, splits in by_patient.items():
+        if len(splits) > 1:
+            raise StudyError(f"{path}: patient {pid} is in several splits {sorted(splits)}: split by patient")
+    return rows
+
+
+def tcia(spec: DataSpec):
+    root = Path(spec.root)
+    for r in tcia_rows(spec):
+        yield from _pairs_from_series(r["split"], root / r["low"], root / r["full"], spec, Path(r["full"]).name)
+
+
+def simulated_series(spec: DataSpec) -> list[tuple[str, str, Path]]:
+    """(split, patient, folder) of the full-dose series under root, assigned to splits by PatientID."""
+    from study.data.dicom import _read, dicom_files, find_series
+
+    wanted = {pid: split for split, ids in spec.patient_splits().items() for pid in ids}
+    found = []
+    for uid, folders in sorted(find_series(spec.root).items()):
+        for folder in folders:
+            pid = str(_read(dicom_files(folder)[0], pixels=False).get("PatientID", ""))
+            if pid in wanted:
+                found.append((wanted[pid], pid, folder))
+    have = {pid for _, pid, _ in found}
+    for pid, split in wanted.items():
+        if pid not in have:
+            raise StudyError(f"data.splits: patient {pid!r} ({split}) has no CT series under {spec.root}")
+    return found
+
+
+def dicom_simulated(spec: DataSpec):
+    from study.data.dicom import read_series
+    from study.data.simulate import low_dose
+
+    for split, pid, folder in simulated_series(spec):
+        vol, meta = read_series(folder)
+        if meta.shape[0] != meta.shape[1]:
+            raise StudyError(f"{folder}: the simulator needs square slices, got {meta.shape}")
+        for n, k in enumerate(_subsample(len(vol), spec)):
+            fd = np.maximum(vol[k], -1024.0)
+            ld = low_dose(fd, spec.dose_fraction, photons=spec.photons, electronic_noise=spec.electronic_noise,
+                          seed=slice_seed(spec.seed, pid, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0],
+                          n_angles=spec.n_angles, input_photons=spec.photons)
+            z = meta.positions[k]
+            yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid, "block": _block(pid, z),
+                                  "position_mm": float(z), "series": meta.series_uid}
+
+
+SOURCES = {"phantom": phantom, "mayo": mayo, "tcia": tcia, "dicom-simulated": dicom_simulated}
+
+
+def input_fingerprint(spec: DataSpec) -> str:
+    """Cheap identity of the input files (relative path, size, mtime) so that changed data get a new data id."""
+    if spec.source == "phantom":
+        return ""
+    h = hashlib.sha256()
+    paths = [Path(spec.root)] + ([Path(spec.manifest)] if spec.manifest else [])
+    for base in paths:
+        items = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for p in items:
+            st = os.stat(p)
+            h.update(f"{p.relative_to(base) if p != base else p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def count(spec: DataSpec) -> int | None:
+    """Number of slices to prepare when known in advance (for progress bars), else None."""
+    if spec.source == "phantom":
+        return spec.n_train + spec.n_val + spec.n_test + (len(real_slice_paths()) if spec.real_slices else 0)
+    return None
