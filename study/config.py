@@ -86,6 +86,8 @@ class DataSpec(_Strict):
     electronic_noise: float = Field(10.0, ge=0, description="std of Gaussian electronic noise, in photon counts")
     n_angles: Optional[int] = Field(None, ge=16, description="projection angles over 180°; default 1.5 × size")
     seed: int = 0
+    workers: Optional[int] = Field(None, ge=1, description="processes for simulation (default: all cores); "
+                                                           "does not change the data")
     # normalisation
     hu_min: float = -1024.0
     hu_max: float = 3072.0

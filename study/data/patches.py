@@ -28,7 +28,8 @@ SPLITS = ("train", "val", "test")
 def data_id(spec: DataSpec) -> str:
     from study.data.sources import input_fingerprint
 
-    return short_hash({"data": spec.model_dump(), "generator": GENERATOR_VERSION, "inputs": input_fingerprint(spec)})
+    fields = spec.model_dump(exclude={"workers"})
+    return short_hash({"data": fields, "generator": GENERATOR_VERSION, "inputs": input_fingerprint(spec)})
 
 
 @dataclass

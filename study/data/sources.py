@@ -36,20 +36,37 @@ def _subsample(n: int, spec: DataSpec) -> list[int]:
 
 # -- phantom -------------------------------------------------------------------------------------------------------
 
-def phantom(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]]:
+def parallel_map(fn, items: list, workers: int | None):
+    """`map` in worker processes (order kept; results are deterministic because every item carries its seed)."""
+    workers = min(workers or os.cpu_count() or 1, len(items))
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        yield from pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))
+
+
+def _phantom_pair(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     from study.data.phantoms import phantom_slice
     from study.data.simulate import low_dose
 
+    seed, size, dose, kw = job
+    clean = phantom_slice(seed, size)
+    return low_dose(clean, dose, seed=seed + 2, **kw), low_dose(clean, 1.0, seed=seed + 1, **kw)
+
+
+def phantom(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]]:
     kw = dict(photons=spec.photons, electronic_noise=spec.electronic_noise, pixel_mm=spec.fov_mm / spec.size,
               n_angles=spec.n_angles)
-    for split, n in (("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test)):
-        for i in range(n):
-            seed = slice_seed(spec.seed, split, i)
-            clean = phantom_slice(seed, spec.size)
-            fd = low_dose(clean, 1.0, seed=seed + 1, **kw)
-            ld = low_dose(clean, spec.dose_fraction, seed=seed + 2, **kw)
-            iid = f"{split}-{i:04d}"
-            yield split, ld, fd, {"image_id": iid, "patient": "phantom", "block": iid, "position_mm": 0.0, "series": ""}
+    slots = [(split, i) for split, n in (("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test))
+             for i in range(n)]
+    jobs = [(slice_seed(spec.seed, split, i), spec.size, spec.dose_fraction, kw) for split, i in slots]
+    for (split, i), (ld, fd) in zip(slots, parallel_map(_phantom_pair, jobs, spec.workers)):
+        iid = f"{split}-{i:04d}"
+        yield split, ld, fd, {"image_id": iid, "patient": "phantom", "block": iid, "position_mm": 0.0, "series": ""}
     if spec.real_slices:
         yield from real_slices(spec)
 
@@ -96,6 +113,14 @@ def real_slices(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, d
 
 # -- DICOM sources -------------------------------------------------------------------------------------------------
 
+def _grid_mm(spec: DataSpec, meta) -> float:
+    """Block grid: Mayo's thickest reconstruction in the study (1 mm slices within a 3 mm slab share a block when
+    both are used); otherwise the series' own slice thickness."""
+    if spec.source == "mayo":
+        return max(float(t.removesuffix("mm")) for t in spec.thickness)
+    return float(meta.slice_thickness or 1.0)
+
+
 def _pairs_from_series(split: str, low_dir: Path, full_dir: Path, spec: DataSpec, tag: str):
     from study.data.dicom import pair_slices, read_series
 
@@ -106,7 +131,7 @@ def _pairs_from_series(split: str, low_dir: Path, full_dir: Path, spec: DataSpec
         i, j = pairs[k]
         z = lmeta.positions[i]
         yield split, low[i], full[j], {"image_id": f"{lmeta.patient}-{tag}-{n:04d}", "patient": lmeta.patient,
-                                       "block": _block(lmeta.patient, z), "position_mm": float(z), "series": tag}
+                                       "block": _block(lmeta.patient, z, _grid_mm(spec, lmeta)), "position_mm": float(z), "series": tag}
 
 
 def mayo_folders(spec: DataSpec) -> list[tuple[str, str, str, Path, Path]]:
@@ -180,21 +205,29 @@ def simulated_series(spec: DataSpec) -> list[tuple[str, str, Path]]:
     return found
 
 
+def _simulate_slice(job: tuple) -> np.ndarray:
+    from study.data.simulate import low_dose
+
+    fd, dose, kw = job
+    return low_dose(fd, dose, **kw)
+
+
 def dicom_simulated(spec: DataSpec):
     from study.data.dicom import read_series
-    from study.data.simulate import low_dose
 
     for split, pid, folder in simulated_series(spec):
         vol, meta = read_series(folder)
         if meta.shape[0] != meta.shape[1]:
             raise StudyError(f"{folder}: the simulator needs square slices, got {meta.shape}")
-        for n, k in enumerate(_subsample(len(vol), spec)):
-            fd = np.maximum(vol[k], -1024.0)
-            ld = low_dose(fd, spec.dose_fraction, photons=spec.photons, electronic_noise=spec.electronic_noise,
-                          seed=slice_seed(spec.seed, pid, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0],
-                          n_angles=spec.n_angles, input_photons=spec.photons)
+        ks = _subsample(len(vol), spec)
+        jobs = [(np.maximum(vol[k], -1024.0), spec.dose_fraction,
+                 dict(photons=spec.photons, electronic_noise=spec.electronic_noise, n_angles=spec.n_angles,
+                      seed=slice_seed(spec.seed, pid, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0],
+                      input_photons=spec.photons)) for k in ks]
+        for n, (k, job, ld) in enumerate(zip(ks, jobs, parallel_map(_simulate_slice, jobs, spec.workers))):
+            fd = job[0]
             z = meta.positions[k]
-            yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid, "block": _block(pid, z),
+            yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid, "block": _block(pid, z, _grid_mm(spec, meta)),
                                   "position_mm": float(z), "series": meta.series_uid}
 
 
