@@ -48,7 +48,7 @@ def run(
     from study.config import load_spec
     from study.runner import run_study
 
-    spec = load_spec(study)
+    spec = load_spec(study, check_paths=not dry_run)
     if backend is not None and backend not in ("ray", "local"):
         raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
     p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
@@ -133,6 +133,67 @@ def simulate(
         m = simulate_folder(source, output, dose_fraction=dose, photons=photons, electronic_noise=electronic_noise,
                             seed=seed, n_angles=angles, workers=workers, progress=lambda d, n: prog.update(task, completed=d, total=n))
     console.print(f"{m['slices']} slice pairs → {output}")
+
+
+@app.command()
+@_user_errors
+def pretrain(
+    dataset: str = typer.Argument(..., help="a folder of images (<class>/<image> for supervised), 'natural' or a "
+                                            "folder of CT DICOM/PNG slices"),
+    output: Path = typer.Option(..., "--output", "-o", help="weights file to write (.pt)"),
+    method: str = typer.Option("rotnet", "--method", help="rotnet (self-supervised) | supervised (class folders)"),
+    steps: int = typer.Option(200, "--steps", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    lr: float = typer.Option(1e-4, "--lr"),
+    patch: int = typer.Option(64, "--patch", min=16),
+    seed: int = typer.Option(0, "--seed"),
+    input_mode: str = typer.Option("x255", "--input", help="encoder input mapping: x255 | unit | imagenet"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
+                                               help="MLflow store (default: sqlite:///<output folder>/mlflow.db)"),
+    no_tracking: bool = typer.Option(False, "--no-tracking"),
+):
+    """Pretrain a VGG-19 encoder (e.g. the "medical" one) and write a weights file with its id and provenance."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from study.encoders import INPUT_MODES, save_weights
+    from study.pretrain import folder_images, natural_images
+    from study.pretrain import pretrain as run_pretrain
+
+    if method not in ("rotnet", "supervised"):
+        raise StudyError(f"--method: unknown method {method!r}; use rotnet or supervised")
+    if input_mode not in INPUT_MODES:
+        raise StudyError(f"--input: unknown mode {input_mode!r}; use one of {', '.join(INPUT_MODES)}")
+    if dataset == "natural":
+        if method == "supervised":
+            raise StudyError("dataset 'natural' has no labels: use --method rotnet")
+        images, digest = natural_images()
+        labels, classes = None, []
+    else:
+        images, labels, classes, digest = folder_images(Path(dataset), labelled=method == "supervised")
+    history: list = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as prog:
+        task = prog.add_task(f"pretraining ({method}, {len(images)} images)", total=steps)
+        sd, meta = run_pretrain(images, method=method, labels=labels if method == "supervised" else None,
+                                n_classes=max(2, len(classes)), steps=steps, batch_size=batch_size, lr=lr, patch=patch,
+                                seed=seed, input_mode=input_mode, progress=lambda d, n: prog.update(task, completed=d),
+                                on_step=lambda step, loss, acc: history.append((step, loss, acc)))
+    meta.pop("_head", None)
+    meta.update({"source": method, "dataset": str(dataset), "dataset_sha256": digest, "n_images": len(images),
+                 "class_names": classes})
+    wid = save_weights(sd, meta, output)
+    meta["weights_id"] = wid
+    if not no_tracking:
+        from study.tracking import log_pretraining
+
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output.resolve().parent / 'mlflow.db'}"
+        log_pretraining(uri, "pretrain", {"method": method, "dataset": str(dataset), "steps": steps,
+                                          "batch_size": batch_size, "lr": lr, "patch": patch, "seed": seed,
+                                          "input_mode": input_mode}, history, meta, output)
+    console.print(f"{output}: weights id {wid[:16]}… · loss {meta['loss_first']:.3f} → {meta['loss_last']:.3f} · "
+                  f"accuracy {meta['accuracy_last']:.2f} (chance {meta['chance_accuracy']:.2f}) · {meta['seconds']:.0f} s")
 
 
 def main() -> None:

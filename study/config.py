@@ -140,21 +140,31 @@ class TrainingSpec(_Strict):
 
 
 class EncoderSpec(_Strict):
-    """A named encoder weighting (a level of the `pretraining` factor)."""
+    """A named encoder weighting (a level of the `pretraining` factor).
 
-    source: Literal["random", "imagenet", "file", "rotnet"]
+    - `random` (seeded torchvision init), `imagenet` (torchvision file in $TORCH_HOME), `file` (`path` to a
+      torchvision-format VGG-19 state_dict or a `study pretrain` output);
+    - `rotnet` / `supervised`: pretrained by the study itself, once (cached by recipe and data), on `dataset`:
+      `study-ct` (the study's training slices + the shipped real CT slices), `natural` (photographs shipped by
+      scikit-image / scikit-learn) or a folder (for `supervised`: `<class>/<image>`).
+    """
+
+    source: Literal["random", "imagenet", "file", "rotnet", "supervised"]
     path: Optional[str] = None
     seed: int = 0
     input: Literal["auto", "unit", "x255", "imagenet"] = "auto"
-    # rotnet (self-supervised rotation prediction on the study's own training slices)
+    dataset: str = Field("study-ct", description="rotnet/supervised: study-ct | natural | a folder")
     steps: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    patch: int = Field(32, ge=16)
 
     @model_validator(mode="after")
     def _path(self):
         if self.source == "file" and not self.path:
             raise ValueError("source 'file' needs a 'path'")
+        if self.source == "supervised" and self.dataset in ("study-ct", "natural"):
+            raise ValueError("source 'supervised' needs 'dataset': a labelled folder <class>/<image>")
         return self
 
 
@@ -262,7 +272,9 @@ def _describe(err: ValidationError) -> str:
     return f"field '{loc}': {msg}{shown}{more}"
 
 
-def parse_spec(raw: dict, source: str = "<spec>") -> StudySpec:
+def parse_spec(raw: dict, source: str = "<spec>", *, check_paths: bool = True) -> StudySpec:
+    """Validate a spec; relative paths are resolved against the spec's folder and, with `check_paths`, must exist
+    (a dry run on a machine without the data or weights passes `check_paths=False`)."""
     if not isinstance(raw, dict):
         raise StudyError(f"{source}: a study spec must be a YAML mapping, got {type(raw).__name__}")
     try:
@@ -270,29 +282,28 @@ def parse_spec(raw: dict, source: str = "<spec>") -> StudySpec:
     except ValidationError as err:
         raise StudyError(f"{source}: {_describe(err)}") from None
     base = Path(source).parent if source != "<spec>" else Path(".")
+
+    def resolve(value: str, field: str, want_dir: bool) -> str:
+        p = Path(value).expanduser()
+        p = p if p.is_absolute() else base / p
+        if check_paths and not (p.is_dir() if want_dir else p.is_file()):
+            kind = "folder" if want_dir else "file"
+            raise StudyError(f"{source}: field '{field}': {kind} not found (got {value!r})")
+        return str(p.resolve())
+
     encoders = {}
     for name, enc in spec.encoders.items():
         if enc.source == "file":
-            p = Path(enc.path).expanduser()
-            p = p if p.is_absolute() else base / p
-            if not p.is_file():
-                raise StudyError(f"{source}: field 'encoders.{name}.path': file not found (got {enc.path!r})")
-            enc = enc.model_copy(update={"path": str(p.resolve())})
+            enc = enc.model_copy(update={"path": resolve(enc.path, f"encoders.{name}.path", False)})
+        if enc.source in ("rotnet", "supervised") and enc.dataset not in ("study-ct", "natural"):
+            enc = enc.model_copy(update={"dataset": resolve(enc.dataset, f"encoders.{name}.dataset", True)})
         encoders[name] = enc
-    data_update = {}
-    for key, want_dir in (("root", True), ("manifest", False)):
-        value = getattr(spec.data, key)
-        if value:
-            p = Path(value).expanduser()
-            p = p if p.is_absolute() else base / p
-            if not (p.is_dir() if want_dir else p.is_file()):
-                raise StudyError(f"{source}: field 'data.{key}': {'folder' if want_dir else 'file'} not found (got {value!r})")
-            data_update[key] = str(p.resolve())
-    data = spec.data.model_copy(update=data_update)
-    return spec.model_copy(update={"encoders": encoders, "data": data})
+    data_update = {key: resolve(getattr(spec.data, key), f"data.{key}", key == "root")
+                   for key in ("root", "manifest") if getattr(spec.data, key)}
+    return spec.model_copy(update={"encoders": encoders, "data": spec.data.model_copy(update=data_update)})
 
 
-def load_spec(path: str | Path) -> StudySpec:
+def load_spec(path: str | Path, *, check_paths: bool = True) -> StudySpec:
     """Read and validate a study YAML; raises StudyError with one line naming file, field and value."""
     path = Path(path)
     if not path.is_file():
@@ -303,4 +314,4 @@ def load_spec(path: str | Path) -> StudySpec:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise StudyError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
-    return parse_spec(raw, str(path))
+    return parse_spec(raw, str(path), check_paths=check_paths)

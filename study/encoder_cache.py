@@ -26,7 +26,21 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
+def _dataset_id(enc: EncoderSpec, data_id: str) -> str:
+    if enc.dataset == "study-ct":
+        return f"study-ct:{data_id}"
+    if enc.dataset == "natural":
+        import skimage
+
+        return f"natural:skimage-{skimage.__version__}"
+    from study.data.sources import folder_fingerprint
+
+    return f"folder:{folder_fingerprint(Path(enc.dataset))}" if Path(enc.dataset).is_dir() else "folder:unavailable"
+
+
 def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) -> str:
+    """Identity of an encoder before it exists: the file's sha for given weights, the recipe (and the data it
+    trains on) for weights the study makes. The tensors' own sha256 is recorded once they exist."""
     if enc.source in ("file", "imagenet"):
         from study.encoders import imagenet_file, require_imagenet_file
 
@@ -38,18 +52,36 @@ def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) 
                 require_imagenet_file()
             raise StudyError(f"encoder weights file not found: {path}")
         return _file_sha(path)[:16]
-    recipe = enc.model_dump(exclude={"path", "input"})
-    if enc.source == "rotnet":
-        recipe["data_id"] = data_id
-    else:
-        recipe = {"source": "random", "seed": enc.seed}
+    if enc.source == "random":
+        return short_hash({"source": "random", "seed": enc.seed})
+    recipe = enc.model_dump(exclude={"path", "dataset"})
+    recipe["dataset"] = _dataset_id(enc, data_id)
     return short_hash(recipe)
 
 
-def materialise(name: str, enc: EncoderSpec, key: str, cache_dir: Path, train_images=None,
+def pretraining_images(enc: EncoderSpec, study_ct=None) -> tuple[list, list | None, int, str]:
+    """(images in [0, 1], labels or None, number of classes, dataset sha256) for a study-made encoder."""
+    import hashlib
+
+    from study.pretrain import folder_images, natural_images
+
+    if enc.dataset == "natural":
+        images, digest = natural_images()
+        return images, None, 4, digest
+    if enc.dataset == "study-ct":
+        images = [im for im in study_ct]
+        h = hashlib.sha256()
+        for im in images:
+            h.update(im.tobytes())
+        return images, None, 4, h.hexdigest()
+    images, labels, classes, digest = folder_images(Path(enc.dataset), labelled=enc.source == "supervised")
+    return images, (labels if enc.source == "supervised" else None), max(2, len(classes)), digest
+
+
+def materialise(name: str, enc: EncoderSpec, key: str, cache_dir: Path, study_ct=None,
                 progress: Optional[Callable[[int, int], None]] = None) -> tuple[Path, str]:
     """Path of a loadable weights file for this encoder, and its tensor sha256. Built at most once (cached by key)."""
-    from study.encoders import load_state_dict, pretrain_rotnet, save_weights, weights_id
+    from study.encoders import load_state_dict, resolve_input_mode, save_weights, weights_id
 
     if enc.source == "file":
         sd, _ = load_state_dict(enc.path)
@@ -64,11 +96,16 @@ def materialise(name: str, enc: EncoderSpec, key: str, cache_dir: Path, train_im
         else:
             import torch
 
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
-            from study.encoders import resolve_input_mode
+            from study.pretrain import pretrain
 
-            sd, meta = pretrain_rotnet(train_images, steps=enc.steps, batch_size=enc.batch_size, lr=enc.lr, seed=enc.seed,
-                                       input_mode=resolve_input_mode(enc.input, "rotnet"), progress=progress)
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            images, labels, n_classes, digest = pretraining_images(enc, study_ct)
+            sd, meta = pretrain(images, method=enc.source, labels=labels, n_classes=n_classes, steps=enc.steps,
+                                batch_size=enc.batch_size, lr=enc.lr, patch=enc.patch, seed=enc.seed,
+                                input_mode=resolve_input_mode(enc.input, enc.source), progress=progress)
+            meta.pop("_head", None)
+            meta.update({"source": enc.source, "dataset": enc.dataset, "dataset_sha256": digest,
+                         "n_images": len(images)})
         meta["encoder_key"] = key
         save_weights(sd, meta, path)
     import torch

@@ -105,14 +105,27 @@ def prepare(p: Plan, console: Console):
             enc = p.spec.encoder(name)
             task = prog.add_task(f"encoder {name} ({enc.source})", total=None)
             images = None
-            if enc.source == "rotnet":
-                from study.data.ct import hu_to_unit
-
-                images = hu_to_unit(data.load("train")[1], p.spec.data.hu_min, p.spec.data.hu_max)
+            if enc.source in ("rotnet", "supervised") and enc.dataset == "study-ct":
+                images = _study_ct_images(data, p.spec.data)
             encoders[name] = materialise(name, enc, key, p.out / "encoders", images,
                                          progress=lambda d, n, t=task: prog.update(t, completed=d, total=n))
             _complete(prog, task)
     return data, encoders
+
+
+def _study_ct_images(data, spec_data) -> list:
+    """The study's full-dose training slices (≤ 256, evenly spaced) and the real test slices, in [0, 1]."""
+    import numpy as np
+
+    from study.data.ct import hu_to_unit
+
+    fd = data.load("train")[1]
+    keep = np.unique(np.linspace(0, len(fd) - 1, min(len(fd), 256)).astype(int))
+    images = [np.clip(hu_to_unit(np.asarray(fd[i]), spec_data.hu_min, spec_data.hu_max), 0, 1) for i in keep]
+    if (data.path / "real_fd.npy").is_file():
+        images += [np.clip(hu_to_unit(np.asarray(x), spec_data.hu_min, spec_data.hu_max), 0, 1)
+                   for x in data.load("real")[1]]
+    return images
 
 
 def _complete(prog: Progress, task) -> None:

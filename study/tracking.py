@@ -135,3 +135,32 @@ class Tracker:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def log_pretraining(uri: str, experiment: str, params: dict, history: list[tuple[int, float, float]],
+                    meta: dict, weights: Path) -> str:
+    """One MLflow run for a `study pretrain`: params, loss/accuracy per step, provenance, the weights file."""
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        location = (Path(weights).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        exp_id = client.create_experiment(experiment, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    run = client.create_run(exp_id, run_name=Path(weights).stem, tags={"study.role": "pretrain"})
+    rid = run.info.run_id
+    flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(v), now, step) for step, loss, acc in history for name, v in (("loss", loss), ("accuracy", acc))]
+    metrics += [Metric(k, float(v), now, 0) for k, v in meta.items() if _is_number(v)]
+    for i in range(0, len(flat), 100):
+        client.log_batch(rid, params=flat[i:i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(rid, metrics=metrics[i:i + 1000])
+    client.set_tag(rid, "weights_id", str(meta.get("weights_id", "")))
+    client.log_artifact(rid, str(weights))
+    client.set_terminated(rid, "FINISHED")
+    return rid

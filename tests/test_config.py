@@ -63,3 +63,15 @@ def test_invalid_yaml_reports_the_line(tmp_path):
     path.write_text("name: x\nfactors: [unclosed\n")
     with pytest.raises(StudyError, match=r"broken\.yaml: invalid YAML at line"):
         load_spec(path)
+
+
+def test_paper_grid_dry_run_needs_neither_data_nor_weights(tmp_path):
+    from typer.testing import CliRunner
+
+    from study.cli import app
+
+    res = CliRunner().invoke(app, ["run", str(REPO / "experiments" / "perceptual_grid.yaml"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "1925 trials (385 configurations × 5 seeds)" in res.output.replace("\n", " ")
+    with pytest.raises(StudyError, match="data.root"):  # a real run does need them
+        load_spec(REPO / "experiments" / "perceptual_grid.yaml")
