@@ -62,3 +62,26 @@ def vgg_weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "vgg19_custom.pth"
     torch.save(vgg19().state_dict(), path)
     return path
+
+
+def mlflow_runs(uri: str, experiment: str):
+    """Runs of an experiment as a DataFrame shaped like `mlflow.search_runs` (run_id, status, tags.*, metrics.*,
+    params.*), read through a client bound to `uri` so no test changes MLflow's global tracking URI."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    rows = []
+    for run in client.search_runs([exp.experiment_id], max_results=10000):
+        row = {"run_id": run.info.run_id, "status": run.info.status}
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def _no_global_mlflow_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -13,6 +13,8 @@ from study.cli import app
 from study.encoders import FeatureExtractor, feature_extractor, load_state_dict, vgg19_features
 from study.pretrain import natural_images, pretrain
 
+from conftest import mlflow_runs
+
 
 def _labelled_folder(root, n=12, size=40, seed=0):
     """Two classes a network can tell apart: dark images with a bright disc vs. bright images with a dark disc."""
@@ -39,8 +41,7 @@ def test_supervised_pretraining_learns_and_writes_a_loadable_file(tmp_path):
     assert len(meta["dataset_sha256"]) == 64 and len(meta["weights_id"]) == 64
     enc = feature_extractor("block5_conv4", str(out))  # loadable as a perceptual encoder by path
     assert isinstance(enc, FeatureExtractor)
-    mlflow.set_tracking_uri(f"sqlite:///{out.parent / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["pretrain"])
+    runs = mlflow_runs(f"sqlite:///{out.parent / 'mlflow.db'}", "pretrain")
     assert len(runs) == 1 and runs["tags.weights_id"].iloc[0] == meta["weights_id"]
     history = mlflow.MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}").get_metric_history(runs["run_id"].iloc[0], "loss")
     assert len(history) == 25

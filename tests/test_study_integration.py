@@ -15,7 +15,7 @@ from study.cli import app
 from study.config import load_spec
 from study.runner import run_study
 
-from conftest import tiny_spec, write_spec
+from conftest import mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_results_folder_follows_the_contract(ray_study):
 
 def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     _, _, out = ray_study
-    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")  # the autouse fixture clears it for later tests
     runs = mlflow.search_runs(experiment_names=["tiny-ray"])
     parents = runs[runs["tags.study.role"] == "parent"]
     children = runs[runs["tags.run_key"].notna()]
@@ -80,7 +80,7 @@ def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert children["metrics.psnr"].notna().all() and children["metrics.final_psi"].notna().all()
     assert children["params.encoder_sha256"].notna().any() and children["params.git_commit"].notna().all()
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     child = children.iloc[0]["run_id"]
     assert len(client.get_metric_history(child, "pixel_loss")) == 2  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(child)}
@@ -107,8 +107,7 @@ def test_second_run_does_nothing_and_a_new_lambda_runs_only_its_trials(ray_study
     assert {k: after[k] for k in before} == before  # old trials untouched
     assert len(after) == 10  # 4 new trials: λ=0.01 × 2 pretrainings × 2 seeds
     assert len(pd.read_parquet(out / "trials.parquet")) == 10
-    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["tiny-ray"])
+    runs = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny-ray")
     assert runs["tags.run_key"].dropna().is_unique and runs["tags.run_key"].notna().sum() == 10
 
 
