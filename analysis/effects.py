@@ -21,7 +21,7 @@ import pandas as pd
 from analysis.load import BASELINE, block_key
 from analysis.stats import adjust, median_ci, rank_biserial, wilcoxon_pair
 
-FACTORS = ("feature_level", "pretraining", "lam", "psi_target")
+FACTORS = ("feature_level", "pretraining", "lam", "weighting")
 COLUMNS = ["metric", "kind", "factor", "a", "b", "context", "n", "mean_diff", "median_diff", "ci_low", "ci_high",
            "statistic", "pvalue", "pvalue_adj", "effect_size"]
 
@@ -32,14 +32,25 @@ def _label(v) -> str:
     return str(v)
 
 
+def with_weighting(per_image: pd.DataFrame) -> pd.DataFrame:
+    """With Ψ-target trials beside fixed-λ ones, λ and Ψ target become one factor `weighting` ("λ=0.1", "Ψ=0.95")."""
+    if "psi_target" not in per_image or per_image["psi_target"].isna().all():
+        return per_image
+    x = per_image.copy()
+    x["weighting"] = [f"Ψ={p:g}" if pd.notna(p) else f"λ={lam:g}" for lam, p in zip(x["lam"], x["psi_target"])]
+    return x.drop(columns=["lam"])
+
+
 def design_factors(per_image: pd.DataFrame) -> list[str]:
     """Factors with more than one level among the non-baseline trials."""
+    per_image = with_weighting(per_image)
     x = per_image[per_image["configuration"] != BASELINE]
     return [f for f in FACTORS if f in x and x[f].dropna().nunique() > 1]
 
 
 def cell_means(per_image: pd.DataFrame, metric: str, factors: list[str]) -> pd.DataFrame:
     """Seed-averaged metric per (block, factor levels) for the non-baseline trials; factor levels as strings."""
+    per_image = with_weighting(per_image)
     block = block_key(per_image)
     x = per_image[per_image["configuration"] != BASELINE].copy()
     for f in factors:

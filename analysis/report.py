@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.guidelines import MIN_EFFECT, as_markdown, guidelines
+from analysis.influence import influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets
 from analysis.sections import ALPHA, md_table, metric_section, power_section
 
@@ -162,7 +163,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
         psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
         lines += ["", "## Perceptual influence", "",
                   "Ψ = λ·L_P / (L_pixel + λ·L_P) from the unweighted last-epoch means of both terms (mean over seeds).", "",
-                  md_table(psi.reset_index())]
+                  md_table(psi.reset_index()), ""]
+        lines += influence_section(trials, out)
     numbers = {}
     lines += ["", "## Results per metric", ""]
     if len(per_image) == 0:

@@ -196,6 +196,37 @@ def pretrain(
                   f"accuracy {meta['accuracy_last']:.2f} (chance {meta['chance_accuracy']:.2f}) · {meta['seconds']:.0f} s")
 
 
+@app.command()
+@_user_errors
+def calibrate(
+    study: Path = typer.Argument(..., help="study spec (YAML)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: the spec's)"),
+):
+    """Print the λ each (feature level, pretraining) needs for each Ψ target (the spec's, or 0.5/0.9/0.95/0.99)."""
+    from rich.table import Table
+
+    from study.calibrate import calibration_table
+    from study.config import load_spec
+    from study.runner import plan, prepare
+
+    spec = load_spec(study)
+    p = plan(spec, output)
+    if not p.encoder_keys:
+        raise StudyError(f"{study}: no encoder is used (all λ = 0 and no psi_target): nothing to calibrate")
+    data, encoders = prepare(p, console)
+    table = calibration_table(spec, data, encoders)
+    p.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(p.out / "calibration.csv", index=False)
+    view = Table(title=f"λ for a target Ψ — {spec.name} (initial network, {spec.training.calibration_steps} warm-up steps)")
+    for col in ("feature_level", "pretraining", "psi_target", "lam", "pixel_loss", "perceptual_loss", "psi_at_lam_0.1"):
+        view.add_column(col)
+    for r in table.to_dict("records"):
+        view.add_row(r["feature_level"], r["pretraining"], f"{r['psi_target']:g}", f"{r['lam']:.3g}",
+                     f"{r['pixel_loss']:.3g}", f"{r['perceptual_loss']:.3g}", f"{r['psi_at_lam_0.1']:.4f}")
+    console.print(view)
+    console.print(f"written: {p.out / 'calibration.csv'}")
+
+
 def main() -> None:
     try:
         app()

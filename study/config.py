@@ -135,6 +135,11 @@ class TrainingSpec(_Strict):
     patch_size: int = Field(96, ge=16)
     select: Literal["best_val", "last"] = "best_val"
     val_slices: Optional[int] = Field(64, ge=1, description="validate each epoch on this many evenly spaced slices")
+    lam_schedule: Literal["fixed", "hold-psi"] = Field(
+        "fixed", description="Ψ-target trials: λ calibrated once (fixed) or re-solved during training (hold-psi)")
+    calibration_steps: int = Field(0, ge=0, description="pixel-only warm-up steps before λ is calibrated")
+    calibration_batches: int = Field(4, ge=1, description="batches over which the loss magnitudes are measured")
+    hold_every: int = Field(10, ge=1, description="hold-psi: steps between λ updates")
     threads: int = Field(1, ge=1, description="torch CPU threads per trial")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -172,6 +177,7 @@ class Factors(_Strict):
     feature_level: list[str] = Field(default_factory=lambda: ["block3_conv2"], min_length=1)
     pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
     lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    psi_target: list[float] = Field(default_factory=list, description="Ψ targets: λ calibrated inside each trial")
     seed: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
     @field_validator("feature_level")
@@ -180,6 +186,14 @@ class Factors(_Strict):
         for name in v:
             if name not in LAYER_END:
                 raise ValueError(f"unknown VGG-19 layer {name!r} (use Keras names like block3_conv2 or relu3_2)")
+        return v
+
+    @field_validator("psi_target")
+    @classmethod
+    def _psis(cls, v):
+        for x in v:
+            if not 0 < x < 1:
+                raise ValueError(f"a Ψ target must be in (0, 1), got {x!r}")
         return v
 
     @field_validator("lam")

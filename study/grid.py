@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Optional
 
 from study.config import StudySpec
 
@@ -31,8 +32,9 @@ def short_hash(obj, n: int = 16) -> str:
 class Trial:
     feature_level: str
     pretraining: str
-    lam: float
+    lam: Optional[float]  # None for a Ψ-target trial (λ is calibrated inside the trial)
     seed: int
+    psi_target: Optional[float] = None
     run_key: str = ""
     config: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -43,16 +45,25 @@ class Trial:
     @property
     def configuration(self) -> str:
         """Label of the configuration (all factors but the seed)."""
-        return configuration_label(self.feature_level, self.pretraining, self.lam)
+        return configuration_label(self.feature_level, self.pretraining, self.lam, self.psi_target)
 
     def factors(self) -> dict:
-        return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+        f = {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+        if self.psi_target is not None:  # only then: fixed-λ run keys stay what they were
+            f["psi_target"] = self.psi_target
+        return f
 
 
-def configuration_label(feature_level: str, pretraining: str, lam: float) -> str:
+def configuration_label(feature_level: str, pretraining: str, lam: Optional[float], psi_target: Optional[float] = None) -> str:
+    if psi_target is not None:
+        return f"{feature_level} · {pretraining} · Ψ={psi_target:g}"
     if lam == 0:
         return "pixel-only"
     return f"{feature_level} · {pretraining} · λ={lam:g}"
+
+
+def weighting(lam: Optional[float], psi_target: Optional[float]) -> str:
+    return f"Ψ={psi_target:g}" if psi_target is not None else f"λ={lam:g}"
 
 
 def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> dict:
@@ -75,16 +86,18 @@ def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[T
     """All trials of the study, baselines first, each with its run key. No duplicates."""
     f = spec.factors
     seen: dict[tuple, Trial] = {}
+    arms = [(float(lam), None) for lam in sorted(set(f.lam))] + [(None, float(p)) for p in sorted(set(f.psi_target))]
     for seed in f.seed:
-        for lam in sorted(set(f.lam)):
+        for lam, psi in arms:
             levels = [NONE] if lam == 0 else f.feature_level
             pretrainings = [NONE] if lam == 0 else f.pretraining
             for level in levels:
                 for pre in pretrainings:
-                    t = Trial(level, pre, float(lam), int(seed))
-                    key = (level, pre, float(lam), int(seed))
+                    key = (level, pre, lam, psi, int(seed))
                     if key in seen:
                         continue
+                    t = Trial(level, pre, lam, int(seed), psi)
                     cfg = trial_config(spec, t, data_id, encoder_ids)
-                    seen[key] = Trial(level, pre, float(lam), int(seed), run_key=short_hash(cfg), config=cfg)
-    return sorted(seen.values(), key=lambda t: (not t.is_baseline, t.feature_level, t.pretraining, t.lam, t.seed))
+                    seen[key] = Trial(level, pre, lam, int(seed), psi, run_key=short_hash(cfg), config=cfg)
+    return sorted(seen.values(), key=lambda t: (not t.is_baseline, t.feature_level, t.pretraining,
+                                                t.psi_target is not None, t.lam or 0.0, t.psi_target or 0.0, t.seed))

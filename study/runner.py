@@ -19,7 +19,7 @@ from study.config import StudySpec
 from study.data.patches import data_id as make_data_id
 from study.encoder_cache import encoder_key
 from study.errors import StudyError
-from study.grid import Trial, expand
+from study.grid import Trial, expand, weighting
 from study.results import read_record, trial_dir, trial_state, write_json, write_tables
 from study.train import TrialSpec
 
@@ -36,13 +36,15 @@ class Plan:
         return {t.run_key: trial_state(trial_dir(self.out, t.run_key)) for t in self.trials}
 
     def rows(self) -> list[dict]:
-        return [{"run_key": t.run_key, "configuration": t.configuration, **t.factors()} for t in self.trials]
+        return [{"run_key": t.run_key, "configuration": t.configuration, "psi_target": None, **t.factors()}
+                for t in self.trials]
 
 
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
     out = spec.output_dir(output)
     did = make_data_id(spec.data)
-    used = sorted({t for t in spec.factors.pretraining}) if any(l > 0 for l in spec.factors.lam) else []
+    needs_encoder = any(v > 0 for v in spec.factors.lam) or bool(spec.factors.psi_target)
+    used = sorted(set(spec.factors.pretraining)) if needs_encoder else []
     keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights) for name in used}
     return Plan(spec, out, expand(spec, did, keys), did, keys)
 
@@ -50,10 +52,10 @@ def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_
 def print_table(p: Plan, console: Console) -> None:
     states = p.states()
     table = Table(title=f"study '{p.spec.name}' → {p.out}")
-    for col in ("#", "configuration", "feature_level", "pretraining", "lam", "seed", "run_key", "state"):
+    for col in ("#", "configuration", "feature_level", "pretraining", "weighting", "seed", "run_key", "state"):
         table.add_column(col)
     for i, t in enumerate(p.trials):
-        table.add_row(str(i), t.configuration, t.feature_level, t.pretraining, f"{t.lam:g}", str(t.seed), t.run_key,
+        table.add_row(str(i), t.configuration, t.feature_level, t.pretraining, weighting(t.lam, t.psi_target), str(t.seed), t.run_key,
                       states[t.run_key])
     console.print(table)
     counts = {s: list(states.values()).count(s) for s in ("finished", "running", "failed", "pending")}
@@ -68,7 +70,7 @@ def _trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:
         enc_path, enc_sha = encoders.get(t.pretraining, (None, None))
         specs.append(TrialSpec(
             run_key=t.run_key, study=s.name, configuration=t.configuration, feature_level=t.feature_level,
-            pretraining=t.pretraining, lam=t.lam, seed=t.seed, model=s.model.model_dump(),
+            pretraining=t.pretraining, lam=t.lam, psi_target=t.psi_target, seed=t.seed, model=s.model.model_dump(),
             training=s.training.model_dump(), data_path=str(data.path.resolve()), data_id=p.data_id,
             data_sha256=data.sha256, window=s.window.model_dump(), hu_range=(s.data.hu_min, s.data.hu_max),
             out_dir=str(trial_dir(p.out, t.run_key).resolve()),

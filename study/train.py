@@ -22,7 +22,8 @@ import torch
 
 from study.data.ct import hu_to_unit, unit_to_hu
 from study.data.patches import sample_patches
-from study.losses import perceptual_influence, perceptual_loss, pixel_loss
+from study.influence import HoldPsi, calibrate, gradient_share
+from study.losses import perceptual_loss, pixel_loss
 from study.metrics import image_metrics
 
 
@@ -37,7 +38,7 @@ class TrialSpec:
     configuration: str
     feature_level: str
     pretraining: str
-    lam: float
+    lam: Optional[float]  # None for a Ψ-target trial
     seed: int
     model: dict
     training: dict
@@ -52,9 +53,11 @@ class TrialSpec:
     encoder_sha256: Optional[str] = None
     data_sha256: Optional[str] = None
     example_images: int = 2
+    psi_target: Optional[float] = None  # λ is calibrated for this Ψ (and held there with lam_schedule: hold-psi)
 
     def factors(self) -> dict:
-        return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+        return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam,
+                "psi_target": self.psi_target, "seed": self.seed}
 
 
 @dataclass
@@ -150,8 +153,26 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
         sample = train_fd[:: max(1, len(train_fd) // 64)]  # ≤ ~64 slices: never the whole (memory-mapped) split
         model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(sample, np.float64), *hu_range))))
     opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
-    encoder = _load_encoder(spec, device) if spec.lam > 0 else None
+    encoder = _load_encoder(spec, device) if ((spec.lam or 0) > 0 or spec.psi_target is not None) else None
     rng = np.random.default_rng(spec.seed)
+
+    def batch(generator):
+        a, b = sample_patches(train_ld, train_fd, tr["batch_size"], tr["patch_size"], generator)
+        return torch.from_numpy(hu_to_unit(a, *hu_range)).to(device), torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+
+    def step(x, y, lam):
+        out = model(x)
+        l_pix = pixel_loss(out, y)
+        l_perc = perceptual_loss(encoder, out, y) if encoder is not None and lam > 0 else torch.zeros((), device=device)
+        loss = l_pix + lam * l_perc
+        if not torch.isfinite(loss):
+            raise Diverged(f"non-finite loss at epoch {epoch}: pixel={l_pix.item()}, perceptual={l_perc.item()}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return l_pix.item(), l_perc.item()
+
+    probe = batch(np.random.default_rng(spec.seed + 7919)) if encoder is not None else None  # fixed Ψ_g probe
 
     out_dir = Path(spec.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,36 +185,47 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         start, history, best, best_score = ck["epoch"] + 1, ck["history"], ck["best"], ck["best_score"]
+    lam, calibration, hold, epoch = spec.lam or 0.0, None, None, start
+    if start > 0:
+        lam, calibration = ck.get("lam", lam), ck.get("calibration")
+    elif spec.psi_target is not None:
+        model.train()
+        for _ in range(int(tr.get("calibration_steps", 0))):  # pixel-only warm-up before measuring
+            step(*batch(rng), 0.0)
+        cal_rng = np.random.default_rng(spec.seed + 104729)
+        calibration = calibrate(model, encoder, [batch(cal_rng) for _ in range(int(tr.get("calibration_batches", 4)))],
+                                spec.psi_target)
+        lam = calibration["lam"]
+    if spec.psi_target is not None and tr.get("lam_schedule", "fixed") == "hold-psi":
+        hold = HoldPsi(spec.psi_target, lam, every=int(tr.get("hold_every", 10)))
+        if start > 0 and ck.get("hold"):
+            hold.load(ck["hold"])
 
     for epoch in range(start, tr["epochs"]):
         model.train()
-        sums = np.zeros(3)
+        sums = np.zeros(3)  # pixel, perceptual, weighted perceptual
         for _ in range(tr["steps_per_epoch"]):
-            a, b = sample_patches(train_ld, train_fd, tr["batch_size"], tr["patch_size"], rng)
-            x = torch.from_numpy(hu_to_unit(a, *hu_range)).to(device)
-            y = torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
-            out = model(x)
-            l_pix = pixel_loss(out, y)
-            l_perc = perceptual_loss(encoder, out, y) if encoder is not None else torch.zeros((), device=device)
-            loss = l_pix + spec.lam * l_perc
-            if not torch.isfinite(loss):
-                raise Diverged(f"non-finite loss at epoch {epoch}: pixel={l_pix.item()}, perceptual={l_perc.item()}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sums += (l_pix.item(), l_perc.item(), loss.item())
-        pix, perc, total = sums / tr["steps_per_epoch"]
+            pix_t, perc_t = step(*batch(rng), lam)
+            sums += (pix_t, perc_t, lam * perc_t)
+            if hold is not None:
+                lam = hold.step(pix_t, perc_t)
+        pix, perc, weighted = sums / tr["steps_per_epoch"]
+        total = pix + weighted
         val_pred = _predict(model, val_ld, hu_range, device)
         val_psnr = float(np.mean([image_metrics(p, r, low, high)["psnr"] for p, r in zip(val_pred, val_fd)]))
         val_mse = float(np.mean((hu_to_unit(val_pred, *hu_range) - hu_to_unit(val_fd, *hu_range)) ** 2))
-        metrics = {"epoch": epoch, "train_loss": total, "pixel_loss": pix, "perceptual_loss": perc,
-                   "psi": perceptual_influence(pix, perc, spec.lam), "val_psnr": val_psnr, "val_mse": val_mse}
+        metrics = {"epoch": epoch, "train_loss": total, "pixel_loss": pix, "perceptual_loss": perc, "lam": lam,
+                   "psi": 0.0 if weighted == 0 else weighted / (pix + weighted), "val_psnr": val_psnr, "val_mse": val_mse}
+        if probe is not None:
+            model.train()
+            metrics["psi_grad"] = gradient_share(model, encoder, *probe, lam)
         history.append(metrics)
         if tr.get("select", "best_val") == "last" or val_psnr > best_score:
             best_score, best = val_psnr, {"epoch": epoch, "model": copy.deepcopy(model.state_dict())}
         _save_checkpoint(ckpt_path, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
                                      "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
-                                     "best": best, "best_score": best_score})
+                                     "best": best, "best_score": best_score, "lam": lam, "calibration": calibration,
+                                     "hold": hold.state() if hold else None})
         if on_epoch:
             on_epoch(epoch, metrics)
 
@@ -210,7 +242,9 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     for name in test_sets[1:]:  # extra test sets: their means under a prefix (e.g. real_psnr)
         rows = [r for r in per_image if r["test_set"] == name]
         means.update({f"{name}_{k}": float(np.mean([r[k] for r in rows])) for k in numeric})
-    summary = {"psi": last["psi"], "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
+    summary = {"psi": last["psi"], "psi_grad": last.get("psi_grad", 0.0), "lam_final": lam,
+               "lam_calibrated": calibration["lam"] if calibration else None,
+               "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
                "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,
                "device": str(device)}
     return TrialResult(summary=summary, per_image=per_image, history=history, examples=examples)

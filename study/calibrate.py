@@ -1,0 +1,58 @@
+"""`study calibrate`: the λ each (feature level, pretraining) needs for each Ψ target, measured on the initial
+network (or after `training.calibration_steps` pixel-only steps), exactly as a Ψ-target trial calibrates itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from study.config import ModelSpec, StudySpec
+from study.data.ct import hu_to_unit
+from study.data.patches import sample_patches
+from study.influence import calibrate
+from study.layers import layer_end
+from study.losses import pixel_loss
+
+DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
+
+
+def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> pd.DataFrame:
+    from study.encoders import FeatureExtractor, load_state_dict, resolve_input_mode, vgg19_features
+    from study.models import build_model
+
+    tr, hu = spec.training, (spec.data.hu_min, spec.data.hu_max)
+    torch.manual_seed(seed)
+    train_ld, train_fd = data.load("train")
+    targets = spec.factors.psi_target or list(DEFAULT_TARGETS)
+    rng = np.random.default_rng(seed)
+
+    def batch(generator):
+        a, b = sample_patches(train_ld, train_fd, tr.batch_size, tr.patch_size, generator)
+        return torch.from_numpy(hu_to_unit(a, *hu)), torch.from_numpy(hu_to_unit(b, *hu))
+
+    model = build_model(ModelSpec(**spec.model.model_dump()))
+    model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(train_fd[:: max(1, len(train_fd) // 64)], np.float64), *hu))))
+    opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
+    for _ in range(tr.calibration_steps):
+        x, y = batch(rng)
+        loss = pixel_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train()
+    batches = [batch(np.random.default_rng(seed + 104729)) for _ in range(tr.calibration_batches)]
+    rows = []
+    for name, (path, _wid) in encoders.items():
+        sd, _ = load_state_dict(str(path))
+        mode = resolve_input_mode(spec.encoder(name).input, spec.encoder(name).source)
+        for level in spec.factors.feature_level:
+            feats = vgg19_features()
+            feats.load_state_dict(sd)
+            enc = FeatureExtractor(feats[: layer_end(level)], mode)
+            for psi in targets:
+                c = calibrate(model, enc, batches, psi)
+                rows.append({"feature_level": level, "pretraining": name, "psi_target": psi, "lam": c["lam"],
+                             "pixel_loss": c["pixel_loss"], "perceptual_loss": c["perceptual_loss"],
+                             "psi_at_lam_0.1": 0.1 * c["perceptual_loss"] / (c["pixel_loss"] + 0.1 * c["perceptual_loss"])})
+    return pd.DataFrame(rows)
