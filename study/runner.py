@@ -53,7 +53,8 @@ def print_table(p: Plan, console: Console) -> None:
     states = p.states()
     table = Table(title=f"study '{p.spec.name}' → {p.out}")
     for col in ("#", "configuration", "feature_level", "pretraining", "weighting", "seed", "run_key", "state"):
-        table.add_column(col, overflow="fold")  # wrap, never cut: a dry run must show every name
+        # never cut a name: the configuration stays whole, the other columns wrap
+        table.add_column(col, no_wrap=col == "configuration", overflow="fold")
     for i, t in enumerate(p.trials):
         table.add_row(str(i), t.configuration, t.feature_level, t.pretraining, weighting(t.lam, t.psi_target), str(t.seed), t.run_key,
                       states[t.run_key])
