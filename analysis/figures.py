@@ -11,6 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def save(fig, path: Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def boxplot(scores: pd.DataFrame, metric: str, path: Path, order: list[str] | None = None,
             reference: pd.Series | None = None) -> Path:
     """Per-image (seed-averaged) metric per configuration; the low-dose input as a dashed line (its median)."""
@@ -23,11 +32,7 @@ def boxplot(scores: pd.DataFrame, metric: str, path: Path, order: list[str] | No
         ax.legend(fontsize=8, loc="best")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per test image (mean over seeds)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def cd_diagram(ranks: pd.Series, pvalues: pd.DataFrame, path: Path, alpha: float = 0.05, title: str = "") -> Path:
@@ -38,11 +43,7 @@ def cd_diagram(ranks: pd.Series, pvalues: pd.DataFrame, path: Path, alpha: float
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(ranks) + 1.6))
     sp.critical_difference_diagram(ranks, pvalues, alpha=alpha, ax=ax, label_props={"fontsize": 8})
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "feature_level", hue: str = "pretraining",
@@ -62,11 +63,7 @@ def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "fea
         ax.tick_params(axis="x", labelsize=8)
     axes[0][0].set_ylabel(f"mean {metric}")
     axes[0][-1].legend(fontsize=7, title=hue, title_fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
@@ -80,8 +77,4 @@ def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     labels = [f"{r.factor}: {r.a} vs {r.b}" if r.kind == "main" else f"{r.factor}: ({r.a}) {r.b}" for r in e.itertuples()]
     ax.set_yticks(list(y), labels, fontsize=7)
     ax.set_xlabel(f"median per-image effect on {metric} (95% bootstrap CI)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.figures import save  # noqa: E402
 from study.psi import lam_for_influence  # noqa: E402 - torch-free
 
 TARGETS = (0.5, 0.9, 0.95, 0.99)
@@ -51,11 +52,7 @@ def psi_curves(mags: pd.DataFrame, path: Path, targets=(0.95,)) -> Path:
     ax.set_ylabel("Ψ (perceptual share of the loss)")
     ax.set_title("Ψ-curves from the measured loss magnitudes", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
@@ -69,10 +66,7 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.set_xlabel("measured Ψ (last epoch)")
     ax.set_ylabel(f"test {metric} (trial mean)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> list[str]:
