@@ -102,6 +102,22 @@ def extra_section(name: str, images: pd.DataFrame, metrics: list[str], stats_dir
             f"images for tests.", "", md_table(table.reset_index()), ""]
 
 
+def search_section(results_dir: Path) -> list[str]:
+    """The Optuna refinement (`search.parquet`), if any: the best trial per (feature level, pretraining)."""
+    path = Path(results_dir) / "search.parquet"
+    if not path.is_file():
+        return []
+    t = pd.read_parquet(path)
+    if t.empty:
+        return []
+    best = t.sort_values("val_psnr", ascending=False).groupby(["feature_level", "pretraining"]).head(1)
+    cols = [c for c in ("feature_level", "pretraining", "psi_target", "lam", "lam_calibrated", "val_psnr", "psnr", "ssim")
+            if c in best]
+    return ["## Refinement search (Optuna)", "",
+            f"{len(t)} refinement trials (validation PSNR maximised per feature level and pretraining; not part of the "
+            f"tests above). Best per pair:", "", md_table(best[cols]), ""]
+
+
 def write_report(results_dir: str | Path, metrics: list[str] | None = None, power: bool = False,
                  power_effect: float | None = None) -> Path:
     """(Re)write `RESULTS_DIR/report/`: report.md, report.html, guidelines.md, stats/*.csv, figures/*.png.
@@ -177,6 +193,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
                 lines += power_section(per_image, m, out / "stats", power_effect)
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
+    lines += search_section(results_dir)
     rules = guidelines(numbers, alpha=ALPHA)
     (out / "guidelines.md").write_text("# Guidelines\n\n" + as_markdown(rules))
     lines += ["## Guidelines", "", as_markdown(rules),

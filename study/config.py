@@ -217,6 +217,30 @@ class Tracking(_Strict):
     example_images: int = Field(2, ge=0)
 
 
+class SearchSpec(_Strict):
+    """Refinement after the exhaustive grid: Optuna (through Ray Tune's OptunaSearch) over a continuous Ψ target or
+    log λ for each (feature level, pretraining), maximising a validation metric. Its Optuna storage lives in the
+    results folder, so an interrupted refinement resumes; the grid itself is never searched or early-stopped."""
+
+    method: Literal["optuna"] = "optuna"
+    over: Literal["psi_target", "log_lam"] = "psi_target"
+    low: float = Field(0.5, description="psi_target: lowest Ψ; log_lam: lowest λ")
+    high: float = Field(0.99, description="psi_target: highest Ψ; log_lam: highest λ")
+    budget: int = Field(8, ge=1, description="trials per (feature level, pretraining)")
+    metric: Literal["val_psnr"] = "val_psnr"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.over == "psi_target" and not (0 < self.low and self.high < 1):
+            raise ValueError(f"Ψ bounds must lie in (0, 1), got [{self.low}, {self.high}]")
+        if self.over == "log_lam" and self.low <= 0:
+            raise ValueError(f"λ bounds must be > 0, got [{self.low}, {self.high}]")
+        return self
+
+
 class StudySpec(_Strict):
     name: str
     description: str = ""
@@ -232,6 +256,7 @@ class StudySpec(_Strict):
     metrics: list[Literal["psnr", "ssim", "rmse_hu"]] = Field(default_factory=lambda: list(METRICS))
     resources: Resources = Resources()
     tracking: Tracking = Tracking()
+    search: Optional[SearchSpec] = None
 
     @field_validator("name")
     @classmethod

@@ -65,11 +65,14 @@ def print_table(p: Plan, console: Console) -> None:
 
 
 def _trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:
+    return [trial_spec(p, t, data, encoders) for t in p.trials]
+
+
+def trial_spec(p: Plan, t: Trial, data, encoders: dict) -> TrialSpec:
+    """The pure-function input of one trial: everything `run_trial` needs, paths absolute (Ray workers)."""
     s = p.spec
-    specs = []
-    for t in p.trials:
-        enc_path, enc_sha = encoders.get(t.pretraining, (None, None))
-        specs.append(TrialSpec(
+    enc_path, enc_sha = encoders.get(t.pretraining, (None, None))
+    return TrialSpec(
             run_key=t.run_key, study=s.name, configuration=t.configuration, feature_level=t.feature_level,
             pretraining=t.pretraining, lam=t.lam, psi_target=t.psi_target, seed=t.seed, model=s.model.model_dump(),
             training=s.training.model_dump(), data_path=str(data.path.resolve()), data_id=p.data_id,
@@ -78,8 +81,7 @@ def _trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:
             encoder_path=str(Path(enc_path).resolve()) if enc_path else None,
             encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
             encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
-            example_images=s.tracking.example_images))
-    return specs
+            example_images=s.tracking.example_images)
 
 
 def _input_mode(spec: StudySpec, pretraining: str) -> str:
@@ -146,6 +148,8 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     if dry_run:
         print_table(p, console)
         return p
+    if spec.search and (backend or spec.backend) != "ray":
+        raise StudyError("search: the Optuna refinement runs through Ray Tune; use backend: ray")
     if resume and not (p.out / "grid.json").is_file():
         raise StudyError(f"--resume: {p.out} holds no started study (no grid.json); run without --resume first")
     p.out.mkdir(parents=True, exist_ok=True)
@@ -153,11 +157,11 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     write_json(p.out / "grid.json", p.rows())
     states = p.states()
     todo_keys = {k for k, s in states.items() if s != "finished"}
-    if not todo_keys and (p.out / "report" / "report.md").is_file():
+    if not todo_keys and not spec.search and (p.out / "report" / "report.md").is_file():
         console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
         return p
 
-    data, encoders = prepare(p, console) if todo_keys else (None, None)
+    data, encoders = prepare(p, console) if (todo_keys or spec.search) else (None, None)
     tracker = _tracker(p)
     specs = _trial_specs(p, data, encoders) if todo_keys else []
     todo = [s for s in specs if s.run_key in todo_keys]
@@ -199,6 +203,11 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
                        storage=str(p.out / "ray"))
         be.run(todo, Events(on_start, on_epoch, on_done), opts)
 
+    if spec.search:
+        from study.backends.search import refine
+
+        table = refine(p, data, encoders)
+        console.print(f"refinement: {len(table)} Optuna trials in {p.out / 'search.parquet'}")
     if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
         for t in p.trials:
             rec = read_record(trial_dir(p.out, t.run_key))

@@ -92,3 +92,38 @@ def test_calibrate_command_prints_and_writes_the_table(tmp_path):
     for r in table.itertuples():
         assert perceptual_influence(r.pixel_loss, r.perceptual_loss, r.lam) == pytest.approx(0.9)
     assert np.all(table["lam"] > 0)
+
+
+@pytest.mark.slow
+def test_optuna_refinement_spends_its_budget_once_and_resumes(tmp_path, ray_session):
+    import optuna
+
+    raw = tiny_spec(tmp_path, name="refine", backend="ray",
+                    factors={"feature_level": ["block1_conv2"], "lam": [0, 0.1], "seed": [0]},
+                    search={"over": "psi_target", "low": 0.3, "high": 0.9, "budget": 2})
+    path = write_spec(tmp_path, raw)
+    run_study(load_spec(path))
+    out = tmp_path / "refine"
+    table = pd.read_parquet(out / "search.parquet")
+    assert len(table) == 2 and table["psi_target"].between(0.3, 0.9).all() and table["val_psnr"].notna().all()
+    keys = set(table["run_key"])
+    assert all((out / "trials" / k / "result.json").is_file() for k in keys)
+    assert len(pd.read_parquet(out / "trials.parquet")) == 2  # refinement trials are not grid trials
+    assert "Refinement search (Optuna)" in (out / "report" / "report.md").read_text()
+    # a rerun finds the budget spent: no new Optuna trial, no new trial folder
+    folders = {p.name for p in (out / "trials").iterdir()}
+    run_study(load_spec(path))
+    study = optuna.load_study(study_name="refine:block1_conv2:random:psi_target", storage=f"sqlite:///{out / 'search.db'}")
+    assert len(study.trials) == 2 and {p.name for p in (out / "trials").iterdir()} == folders
+    # a larger budget spends only the difference
+    raw["search"]["budget"] = 3
+    run_study(load_spec(write_spec(tmp_path, raw)))
+    assert len(pd.read_parquet(out / "search.parquet")) == 3
+
+
+def test_search_needs_the_ray_backend(tmp_path):
+    path = write_spec(tmp_path, tiny_spec(tmp_path, search={"budget": 1}))
+    with pytest.raises(StudyError, match="search"):
+        run_study(load_spec(path))
+    with pytest.raises(StudyError, match=r"field 'search': low \(0.9\) must be below high"):
+        load_spec(write_spec(tmp_path, tiny_spec(tmp_path, search={"low": 0.9, "high": 0.5}), "b.yaml"))
