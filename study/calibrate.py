@@ -8,11 +8,10 @@ import pandas as pd
 import torch
 
 from study.config import ModelSpec, StudySpec
-from study.data.ct import hu_to_unit
-from study.data.patches import sample_patches
 from study.influence import calibrate
 from study.layers import layer_end
 from study.losses import pixel_loss
+from study.train import init_output, unit_batch
 
 DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
 
@@ -28,11 +27,10 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
     rng = np.random.default_rng(seed)
 
     def batch(generator):
-        a, b = sample_patches(train_ld, train_fd, tr.batch_size, tr.patch_size, generator)
-        return torch.from_numpy(hu_to_unit(a, *hu)), torch.from_numpy(hu_to_unit(b, *hu))
+        return unit_batch(train_ld, train_fd, tr.batch_size, tr.patch_size, hu, generator)
 
     model = build_model(ModelSpec(**spec.model.model_dump()))
-    model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(train_fd[:: max(1, len(train_fd) // 64)], np.float64), *hu))))
+    init_output(model, train_fd, hu)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
     for _ in range(tr.calibration_steps):
         x, y = batch(rng)

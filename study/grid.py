@@ -16,7 +16,6 @@ from typing import Optional
 from study.config import StudySpec
 
 NONE = "none"  # feature_level / pretraining of the pixel-only baseline
-FACTOR_COLUMNS = ("feature_level", "pretraining", "lam", "seed")
 
 
 def canonical_json(obj) -> str:

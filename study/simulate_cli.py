@@ -23,7 +23,7 @@ def simulate_folder(src: Path, out: Path, *, dose_fraction: float, photons: floa
                     n_angles: Optional[int] = None, workers: Optional[int] = None,
                     progress: Optional[Callable[[int, int], None]] = None) -> dict:
     from study.data.dicom import find_series, read_series
-    from study.data.sources import _simulate_slice, parallel_map, slice_seed
+    from study.data.sources import simulate_series
 
     if not 0 < dose_fraction <= 1:
         raise StudyError(f"--dose: must be in (0, 1], got {dose_fraction}")
@@ -47,12 +47,10 @@ def simulate_folder(src: Path, out: Path, *, dose_fraction: float, photons: floa
         low = np.lib.format.open_memmap(tmp / "low.npy", mode="w+", dtype=np.float32, shape=(total, *shape))
         metas, n = [], 0
         for vol, meta in volumes:
-            jobs = [(np.maximum(vol[k], -1024.0), dose_fraction,
-                     dict(photons=photons, electronic_noise=electronic_noise, n_angles=n_angles, input_photons=photons,
-                          seed=slice_seed(seed, meta.patient, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0]))
-                    for k in range(len(vol))]
-            for k, (job, ld) in enumerate(zip(jobs, parallel_map(_simulate_slice, jobs, workers))):
-                full[n] = job[0]
+            pairs = simulate_series(vol, meta, list(range(len(vol))), dose_fraction=dose_fraction, photons=photons,
+                                    electronic_noise=electronic_noise, n_angles=n_angles, seed=seed, workers=workers)
+            for k, fd, ld in pairs:
+                full[n] = fd
                 low[n] = ld
                 metas.append({"index": n, "patient": meta.patient, "series_uid": meta.series_uid,
                               "position_mm": meta.positions[k], "file": meta.files[k]})

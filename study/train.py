@@ -122,6 +122,20 @@ def _test(model, data: Path, name: str, hu_range, device, low: float, high: floa
     return rows, examples
 
 
+def unit_batch(ld, fd, batch_size: int, patch_size: int, hu_range, generator, device="cpu"):
+    """A random batch of aligned (low-dose, full-dose) patches, normalised to the network's [0, 1] scale."""
+    a, b = sample_patches(ld, fd, batch_size, patch_size, generator)
+    return torch.from_numpy(hu_to_unit(a, *hu_range)).to(device), torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+
+
+def init_output(model, train_fd, hu_range) -> None:
+    """Start the model's output at the training targets' mean (models that support it), from ≤ ~64 slices so a
+    memory-mapped split is never read whole."""
+    if hasattr(model, "init_output_bias"):
+        sample = train_fd[:: max(1, len(train_fd) // 64)]
+        model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(sample, np.float64), *hu_range))))
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -149,16 +163,13 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     test_sets = [name for name in ("test", "real") if (data / f"{name}_ld.npy").is_file()]
 
     model = build_model(ModelSpec(**spec.model)).to(device)
-    if hasattr(model, "init_output_bias"):
-        sample = train_fd[:: max(1, len(train_fd) // 64)]  # ≤ ~64 slices: never the whole (memory-mapped) split
-        model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(sample, np.float64), *hu_range))))
+    init_output(model, train_fd, hu_range)
     opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
     encoder = _load_encoder(spec, device) if ((spec.lam or 0) > 0 or spec.psi_target is not None) else None
     rng = np.random.default_rng(spec.seed)
 
     def batch(generator):
-        a, b = sample_patches(train_ld, train_fd, tr["batch_size"], tr["patch_size"], generator)
-        return torch.from_numpy(hu_to_unit(a, *hu_range)).to(device), torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+        return unit_batch(train_ld, train_fd, tr["batch_size"], tr["patch_size"], hu_range, generator, device)
 
     def step(x, y, lam):
         out = model(x)

@@ -212,6 +212,18 @@ def _simulate_slice(job: tuple) -> np.ndarray:
     return low_dose(fd, dose, **kw)
 
 
+def simulate_series(vol: np.ndarray, meta, ks: list[int], *, dose_fraction: float, photons: float,
+                    electronic_noise: float, n_angles: int | None, seed: int, workers: int | None):
+    """(k, full dose, simulated low dose) for slices `ks` of a real full-dose series (noise insertion: the series
+    is a scan at `photons`); one seed per (patient, series, slice), so the result is the same for any `workers`."""
+    jobs = [(np.maximum(vol[k], -1024.0), dose_fraction,
+             dict(photons=photons, electronic_noise=electronic_noise, n_angles=n_angles, input_photons=photons,
+                  seed=slice_seed(seed, meta.patient, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0]))
+            for k in ks]
+    for k, job, ld in zip(ks, jobs, parallel_map(_simulate_slice, jobs, workers)):
+        yield k, job[0], ld
+
+
 def dicom_simulated(spec: DataSpec):
     from study.data.dicom import read_series
 
@@ -219,13 +231,10 @@ def dicom_simulated(spec: DataSpec):
         vol, meta = read_series(folder)
         if meta.shape[0] != meta.shape[1]:
             raise StudyError(f"{folder}: the simulator needs square slices, got {meta.shape}")
-        ks = _subsample(len(vol), spec)
-        jobs = [(np.maximum(vol[k], -1024.0), spec.dose_fraction,
-                 dict(photons=spec.photons, electronic_noise=spec.electronic_noise, n_angles=spec.n_angles,
-                      seed=slice_seed(spec.seed, pid, meta.series_uid, k), pixel_mm=meta.pixel_spacing[0],
-                      input_photons=spec.photons)) for k in ks]
-        for n, (k, job, ld) in enumerate(zip(ks, jobs, parallel_map(_simulate_slice, jobs, spec.workers))):
-            fd = job[0]
+        pairs = simulate_series(vol, meta, _subsample(len(vol), spec), dose_fraction=spec.dose_fraction,
+                                photons=spec.photons, electronic_noise=spec.electronic_noise, n_angles=spec.n_angles,
+                                seed=spec.seed, workers=spec.workers)
+        for n, (k, fd, ld) in enumerate(pairs):
             z = meta.positions[k]
             yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid, "block": _block(pid, z, _grid_mm(spec, meta)),
                                   "position_mm": float(z), "series": meta.series_uid}
