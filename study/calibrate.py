@@ -39,7 +39,8 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
         loss.backward()
         opt.step()
     model.train()
-    batches = [batch(np.random.default_rng(seed + 104729)) for _ in range(tr.calibration_batches)]
+    cal_rng = np.random.default_rng(seed + 104729)  # one generator: distinct batches, as a Ψ-target trial draws them
+    batches = [batch(cal_rng) for _ in range(tr.calibration_batches)]
     rows = []
     for name, (path, _wid) in encoders.items():
         sd, _ = load_state_dict(str(path))
