@@ -43,6 +43,8 @@ def run(
     resume: bool = typer.Option(False, "--resume", help="continue a started study in the results folder"),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
+    report_only: bool = typer.Option(False, "--report-only",
+                                     help="run no trial: collect the trial folders into tables, MLflow and the report"),
 ):
     """Run every trial not yet finished, then write the report."""
     from study.config import load_spec
@@ -52,7 +54,7 @@ def run(
     if backend is not None and backend not in ("ray", "local"):
         raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
     p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
-                  console=console, spec_text=study.read_text())
+                  console=console, spec_text=study.read_text(), run_trials=not report_only)
     if not dry_run and any(s == "failed" for s in p.states().values()):
         raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
 
@@ -82,32 +84,30 @@ def status(
     results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ):
-    """Finished / running / failed / pending per trial."""
+    """Finished / running / failed / pending per trial, failed trials with their errors, trial-hours, ETA."""
     from rich.table import Table
 
-    from study.results import read_record, trial_dir, trial_state
+    from study.status import eta_text, summarize
 
-    grid = results_dir / "grid.json"
-    if not grid.is_file():
-        raise StudyError(f"{results_dir}: no grid.json — not a results folder of `study run`")
-    rows = json.loads(grid.read_text())
-    for r in rows:
-        r["state"] = trial_state(trial_dir(results_dir, r["run_key"]))
-        rec = read_record(trial_dir(results_dir, r["run_key"])) or {}
-        r["wall_s"], r["error"] = rec.get("wall_s"), rec.get("error")
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("finished", "running", "failed", "pending")}
+    info = summarize(results_dir)
     if as_json:
-        console.print_json(json.dumps({"counts": counts, "trials": rows}, default=str))
+        console.print_json(json.dumps(info, default=str))
         return
+    rows, counts = info["trials"], info["counts"]
     table = Table(title=str(results_dir))
-    for col in ("run_key", "configuration", "seed", "state", "wall_s", "error"):
-        table.add_column(col)
+    for col in ("run_key", "configuration", "seed", "state", "wall_s", "attempts", "error"):
+        table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["run_key"], r["configuration"], str(r["seed"]), r["state"],
-                      f"{r['wall_s']:.0f}" if r["wall_s"] else "", (r["error"] or "")[:80])
+        state = r["state"] + (f" on {r['host']} for {r['running_s']:.0f} s" if r["state"] == "running" else "")
+        table.add_row(r["run_key"], r["configuration"], str(r["seed"]), state,
+                      f"{r['wall_s']:.0f}" if r["wall_s"] else "", str(r["attempts"] or ""), (r["error"] or "")[:200])
     console.print(table)
-    hours = sum(r["wall_s"] or 0 for r in rows) / 3600
-    console.print(", ".join(f"{v} {k}" for k, v in counts.items()) + f"; {hours:.2f} trial-hours used")
+    for r in rows:
+        if r["state"] == "failed":
+            console.print(f"[red]failed[/red] {r['run_key']} ({r['configuration']} · seed {r['seed']}): {r['error']}",
+                          highlight=False)
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items())
+                  + f"; {info['trial_hours']:.2f} trial-hours used; {eta_text(info['eta_s'])}")
 
 
 @app.command()
@@ -227,6 +227,9 @@ def calibrate(
     console.print(f"written: {p.out / 'calibration.csv'}")
 
 
+from study import cli_cluster  # noqa: E402,F401 - registers submit, run-trial, mlflow-server
+
+
 def main() -> None:
     try:
         app()
@@ -237,5 +240,7 @@ def main() -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m study.cli`: run the imported module's app, which has every command
+    from study.cli import main as _main
+
+    _main()

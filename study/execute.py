@@ -2,11 +2,14 @@
 
 Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after each epoch, then
 `per_image.parquet`, `history.json`, `examples.png` and, last, `result.json` (status finished or failed).
-A trial that raises is recorded as failed with its reason; the study goes on.
+A trial that raises is retried (see `execute`) and then recorded as failed with its reason; the study goes on.
+`events.log` keeps one JSON line per start, retry and end: the audit trail that exactly-once checks read.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import time
 import traceback
@@ -16,9 +19,10 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from study.locks import file_lock
 from study.provenance import git_commit, package_versions
 from study.results import read_record, write_json, write_parquet
-from study.train import TrialSpec, run_trial
+from study.train import Diverged, TrialSpec, run_trial
 
 
 def _examples_png(examples: dict, window: dict, path: Path) -> None:
@@ -39,30 +43,65 @@ def _examples_png(examples: dict, window: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = None) -> dict:
-    """Run the trial unless already finished; return its record (the row of trials.parquet)."""
+def log_event(out: Path, event: str, **fields) -> None:
+    """Append one line to the trial's `events.log` (JSON lines): the audit trail of starts, retries and ends."""
+    line = json.dumps({"t": round(time.time(), 3), "event": event, "host": socket.gethostname(), "pid": os.getpid(),
+                       **fields})
+    with open(out / "events.log", "a") as f:
+        f.write(line + "\n")
+
+
+def read_events(out: Path) -> list[dict]:
+    p = Path(out) / "events.log"
+    if not p.is_file():
+        return []
+    events = []
+    for line in p.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+    return events
+
+
+def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = None, retries: int = 0) -> dict:
+    """Run the trial unless already finished; return its record (the row of trials.parquet).
+
+    Exactly once: the trial folder is locked while the trial runs, so a second process given the same trial (a
+    resumed driver beside a worker that outlived the old one, two SLURM tasks) waits and then finds it finished.
+    A failure is retried `retries` times from the last checkpoint, except divergence (deterministic on a seed).
+    """
     out = Path(spec.out_dir)
-    done = read_record(out)
-    if done is not None and done["status"] == "finished":
-        return done
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    write_json(out / "running.json", {"host": socket.gethostname(), "started": started})
-    base = {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
-            "data_id": spec.data_id, "data_sha256": spec.data_sha256,
-            "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
-            "versions": package_versions(), "spec": asdict(spec)}
-    try:
-        result = run_trial(spec, on_epoch)
-        write_parquet(pd.DataFrame(result.per_image), out / "per_image.parquet")
-        write_json(out / "history.json", result.history)
-        if result.examples:
-            _examples_png(result.examples, spec.window, out / "examples.png")
-        record = {**base, "status": "finished", **result.summary, "error": None}
-    except Exception as err:  # noqa: BLE001 - a failing trial must not stop the study
-        record = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}".strip()[:2000],
-                  "traceback": traceback.format_exc()[-4000:], "wall_s": time.time() - started}
-    record["finished_at"] = time.time()
-    write_json(out / "result.json", record)
-    (out / "running.json").unlink(missing_ok=True)
-    return record
+    with file_lock(out / ".lock"):
+        done = read_record(out)
+        if done is not None and done["status"] == "finished":
+            return done
+        started = time.time()
+        write_json(out / "running.json", {"host": socket.gethostname(), "pid": os.getpid(), "started": started})
+        base = {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
+                "data_id": spec.data_id, "data_sha256": spec.data_sha256,
+                "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
+                "versions": package_versions(), "spec": asdict(spec)}
+        for attempt in range(retries + 1):
+            log_event(out, "start", attempt=attempt)
+            try:
+                result = run_trial(spec, on_epoch)
+                write_parquet(pd.DataFrame(result.per_image), out / "per_image.parquet")
+                write_json(out / "history.json", result.history)
+                if result.examples:
+                    _examples_png(result.examples, spec.window, out / "examples.png")
+                record = {**base, "status": "finished", **result.summary, "error": None}
+                break
+            except Exception as err:  # noqa: BLE001 - a failing trial must not stop the study
+                record = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}".strip()[:2000],
+                          "traceback": traceback.format_exc()[-4000:], "wall_s": time.time() - started}
+                if isinstance(err, Diverged) or attempt == retries:
+                    break
+                log_event(out, "retry", error=record["error"][:300])
+        record["attempts"] = sum(e["event"] == "start" for e in read_events(out))
+        record["finished_at"] = time.time()
+        write_json(out / "result.json", record)
+        log_event(out, record["status"])
+        (out / "running.json").unlink(missing_ok=True)
+        return record

@@ -54,10 +54,15 @@ def read_record(folder: Path) -> dict | None:
 
 
 def trial_state(folder: Path) -> str:
+    """finished | failed (from result.json) | running (its folder is locked by a live process) | pending.
+    A trial whose process was killed left `running.json` but no lock: it is pending again."""
+    from study.locks import is_locked
+
     rec = read_record(folder)
     if rec is not None:
         return rec["status"]
-    return "running" if (Path(folder) / "running.json").is_file() else "pending"
+    folder = Path(folder)
+    return "running" if (folder / "running.json").is_file() and is_locked(folder / ".lock") else "pending"
 
 
 def collect(results_dir: Path, trials: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

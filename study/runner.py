@@ -101,7 +101,10 @@ def prepare(p: Plan, console: Console):
     from study.data.patches import prepare as prepare_data
     from study.encoder_cache import materialise
 
-    with _progress(console) as prog:
+    from study.locks import file_lock
+
+    # one preparer at a time per results folder (SLURM array tasks start together); the others then find the cache
+    with file_lock(p.out / ".prepare.lock"), _progress(console) as prog:
         task = prog.add_task(f"data: {p.spec.data.source} pairs", total=None)
         data = prepare_data(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
         _complete(prog, task)
@@ -138,9 +141,18 @@ def _complete(prog: Progress, task) -> None:
     prog.update(task, total=total, completed=total)
 
 
+def start_folder(p: Plan, spec_text: Optional[str] = None) -> None:
+    """The results folder of a started study: its spec and grid (what `study status` and `--resume` read)."""
+    p.out.mkdir(parents=True, exist_ok=True)
+    (p.out / "study.yaml").write_text(spec_text or yaml.safe_dump(p.spec.model_dump(mode="json"), sort_keys=False))
+    write_json(p.out / "grid.json", p.rows())
+
+
 def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, max_concurrent: Optional[int] = None,
               resume: bool = False, dry_run: bool = False, console: Optional[Console] = None,
-              spec_text: Optional[str] = None, write_report: bool = True) -> Plan:
+              spec_text: Optional[str] = None, write_report: bool = True, run_trials: bool = True) -> Plan:
+    """Run what is not finished, then tables, MLflow and report. `run_trials=False` only collects (the last job
+    of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders."""
     from study.backends import Events, Options, get_backend
 
     console = console or Console()
@@ -152,16 +164,15 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
         raise StudyError("search: the Optuna refinement runs through Ray Tune; use backend: ray")
     if resume and not (p.out / "grid.json").is_file():
         raise StudyError(f"--resume: {p.out} holds no started study (no grid.json); run without --resume first")
-    p.out.mkdir(parents=True, exist_ok=True)
-    (p.out / "study.yaml").write_text(spec_text or yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    write_json(p.out / "grid.json", p.rows())
+    start_folder(p, spec_text)
     states = p.states()
-    todo_keys = {k for k, s in states.items() if s != "finished"}
-    if not todo_keys and not spec.search and (p.out / "report" / "report.md").is_file():
+    todo_keys = {k for k, s in states.items() if s != "finished"} if run_trials else set()
+    if (not todo_keys and not (spec.search and run_trials) and (p.out / "report" / "report.md").is_file()
+            and _tracking_settled(p)):
         console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
         return p
 
-    data, encoders = prepare(p, console) if (todo_keys or spec.search) else (None, None)
+    data, encoders = prepare(p, console) if (todo_keys or (spec.search and run_trials)) else (None, None)
     tracker = _tracker(p)
     specs = _trial_specs(p, data, encoders) if todo_keys else []
     todo = [s for s in specs if s.run_key in todo_keys]
@@ -200,10 +211,10 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
         describe()
         be = get_backend(backend or spec.backend)
         opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
-                       storage=str(p.out / "ray"))
+                       storage=str(p.out / "ray"), retries=spec.resources.retries)
         be.run(todo, Events(on_start, on_epoch, on_done), opts)
 
-    if spec.search:
+    if spec.search and run_trials:
         from study.backends.search import refine
 
         table = refine(p, data, encoders)
@@ -240,12 +251,46 @@ def _params(spec: TrialSpec) -> dict:
     return {**d, "git_commit": git_commit(), "versions": package_versions()}
 
 
+def _tracking_settled(p: Plan) -> bool:
+    """False while MLflow still shows this study's parent run as RUNNING (its driver was killed after the trials)."""
+    if not p.spec.tracking.enabled:
+        return True
+    from study.tracking import parent_status
+
+    return parent_status(_tracking_uri(p), p.spec.tracking.experiment or p.spec.name, p.out) in ("FINISHED", "FAILED")
+
+
+def _tracking_uri(p: Plan) -> str:
+    from study.tracking import default_uri
+
+    return p.spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(p.out)
+
+
+def run_one(spec: StudySpec, output, run_key: str, console: Console) -> dict:
+    """One trial of the study by run key (a SLURM array task): skipped if finished, else run (resumed)."""
+    from study.execute import execute
+
+    p = plan(spec, output)
+    trial = next((t for t in p.trials if t.run_key == run_key), None)
+    if trial is None:
+        raise StudyError(f"run key {run_key!r} is not in the grid of {spec.name!r} (was the spec changed?)")
+    rec = read_record(trial_dir(p.out, run_key))
+    if rec is not None and rec["status"] == "finished":
+        console.print(f"trial {run_key} already finished: skipped")
+        return rec
+    data, encoders = prepare(p, console)
+    rec = execute(trial_spec(p, trial, data, encoders), retries=spec.resources.retries)
+    console.print(f"trial {run_key} ({trial.configuration} · seed {trial.seed}): {rec['status']}"
+                  + (f" — {rec['error']}" if rec.get("error") else ""))
+    return rec
+
+
 def _tracker(p: Plan):
     if not p.spec.tracking.enabled:
         return None
     from study.provenance import git_commit
-    from study.tracking import Tracker, default_uri
+    from study.tracking import Tracker
 
-    uri = p.spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(p.out)
+    uri = _tracking_uri(p)
     params = {"spec": p.spec.model_dump(mode="json"), "git_commit": git_commit(), "n_trials": len(p.trials)}
     return Tracker(uri, p.spec.tracking.experiment or p.spec.name, p.spec.name, p.out, params)

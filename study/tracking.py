@@ -32,6 +32,21 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def parent_status(uri: str, experiment: str, results_dir: Path) -> str | None:
+    """The status of a study's parent run, or None (no store, experiment or run yet); changes nothing."""
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = client.search_runs([exp.experiment_id], max_results=1, filter_string=(
+        f"tags.`study.role` = 'parent' AND tags.`study.results_dir` = '{Path(results_dir).resolve()}'"))
+    return found[0].info.status if found else None
+
+
 class Tracker:
     """Driver-side MLflow logger for a study."""
 
@@ -55,6 +70,7 @@ class Tracker:
             self.experiment_id = exp.experiment_id
         self.parent_id = self._parent(study_name, params)
         self._runs: dict[str, str] = {}
+        self._logged: dict[str, set[int]] = {}  # epochs already in each child run (a resumed trial may repeat one)
 
     def _search(self, filter_string: str):
         return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=10)
@@ -82,13 +98,16 @@ class Tracker:
         """The child run for `run_key`: found by tag, or created once."""
         if run_key in self._runs:
             return self._runs[run_key]
-        found = self._search(f"tags.run_key = '{run_key}'")
+        found = self._search(f"tags.run_key = '{run_key}' AND tags.`study.results_dir` = '{self.results_dir}'")
         if found:
             run_id = found[0].info.run_id
+            self._logged[run_key] = {m.step for m in self.client.get_metric_history(run_id, "train_loss")}
         else:
             run = self.client.create_run(self.experiment_id, run_name=name or run_key,
-                                         tags={"mlflow.parentRunId": self.parent_id, "run_key": run_key})
+                                         tags={"mlflow.parentRunId": self.parent_id, "run_key": run_key,
+                                               "study.results_dir": self.results_dir})
             run_id = run.info.run_id
+            self._logged[run_key] = set()
             if params:
                 self._log_params(run_id, params)
         self._runs[run_key] = run_id
@@ -99,12 +118,24 @@ class Tracker:
         return self.client.get_run(run_id).info.status in _TERMINAL
 
     def log_epoch(self, run_key: str, epoch: int, metrics: dict) -> None:
+        """One point per metric at step `epoch`; an epoch already logged (a trial resumed before it) is skipped."""
         from mlflow.entities import Metric
 
         run_id = self.trial_run(run_key)
+        if int(epoch) in self._logged[run_key]:
+            return
         now = int(time.time() * 1000)
         ms = [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if k != "epoch" and _is_number(v)]
         self.client.log_batch(run_id, metrics=ms)
+        self._logged[run_key].add(int(epoch))
+
+    def _backfill(self, run_key: str, folder: Path) -> None:
+        """Epochs the driver never saw (it was killed while the trial went on, or a SLURM task ran it) from the
+        trial's history.json, so every child run has exactly one point per epoch."""
+        path = Path(folder) / "history.json"
+        if path.is_file():
+            for metrics in json.loads(path.read_text()):
+                self.log_epoch(run_key, int(metrics["epoch"]), metrics)
 
     def finish(self, run_key: str, record: dict, folder: Path) -> None:
         """Final metrics, artifacts and status of a trial's run; does nothing if the run already ended."""
@@ -113,6 +144,7 @@ class Tracker:
         if self.is_terminal(run_key):
             return
         run_id = self.trial_run(run_key)
+        self._backfill(run_key, folder)
         now = int(time.time() * 1000)
         finals = [Metric(f"final_{k}" if k in ("psi", "pixel_loss", "perceptual_loss", "val_psnr") else k, float(v), now, 0)
                   for k, v in record.items() if _is_number(v) and k not in ("lam", "seed", "finished_at")]

@@ -27,6 +27,10 @@ from study.losses import perceptual_loss, pixel_loss
 from study.metrics import image_metrics
 
 
+#: what a trial reports after every epoch (besides `epoch`)
+EPOCH_METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_grad", "val_psnr", "val_mse")
+
+
 class Diverged(RuntimeError):
     """Training produced a non-finite loss."""
 
@@ -253,7 +257,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     for name in test_sets[1:]:  # extra test sets: their means under a prefix (e.g. real_psnr)
         rows = [r for r in per_image if r["test_set"] == name]
         means.update({f"{name}_{k}": float(np.mean([r[k] for r in rows])) for k in numeric})
-    summary = {"psi": last["psi"], "psi_grad": last.get("psi_grad", 0.0), "lam_final": lam,
+    summary = {"resumed_from": start, "psi": last["psi"], "psi_grad": last.get("psi_grad", 0.0), "lam_final": lam,
                "lam_calibrated": calibration["lam"] if calibration else None,
                "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
                "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,

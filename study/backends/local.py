@@ -9,5 +9,6 @@ from study.execute import execute
 def run(specs, events: Events, options: Options) -> None:
     for spec in specs:
         events.on_start(spec.run_key)
-        record = execute(spec, on_epoch=lambda epoch, m, key=spec.run_key: events.on_epoch(key, epoch, m))
+        record = execute(spec, on_epoch=lambda epoch, m, key=spec.run_key: events.on_epoch(key, epoch, m),
+                         retries=options.retries)
         events.on_done(spec.run_key, record)

@@ -14,17 +14,18 @@ from pathlib import Path
 
 from study.backends import Events, Options
 from study.results import read_record
+from study.train import EPOCH_METRICS
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
-def _trainable(config, specs):
+def _trainable(config, specs, retries=0):
     from ray import tune
 
     from study.execute import execute
 
     spec = specs[config["run_key"]]
-    record = execute(spec, on_epoch=lambda epoch, m: tune.report({**m, "epoch": epoch}))
+    record = execute(spec, on_epoch=lambda epoch, m: tune.report({**m, "epoch": epoch}), retries=retries)
     tune.report({"epoch": -1, "trial_status_finished": float(record["status"] == "finished")})
 
 
@@ -63,8 +64,7 @@ def _make_forward(base):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             epoch = int(result.get("epoch", -1))
             if epoch >= 0:
-                metrics = {k: result[k] for k in ("train_loss", "pixel_loss", "perceptual_loss", "psi", "val_psnr", "val_mse")
-                           if k in result}
+                metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
                 self.events.on_epoch(trial.config["run_key"], epoch, metrics)
 
         def _done(self, trial, error=None):
@@ -93,7 +93,7 @@ def run(specs, events: Events, options: Options) -> None:
     forward = _make_forward(tune.Callback)(events, by_key)
     started = ensure_ray()
     try:
-        trainable = tune.with_resources(tune.with_parameters(_trainable, specs=by_key),
+        trainable = tune.with_resources(tune.with_parameters(_trainable, specs=by_key, retries=options.retries),
                                         {"cpu": options.cpu, "gpu": options.gpu})
         tuner = tune.Tuner(
             trainable,
