@@ -131,18 +131,23 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     for m in metrics:
         if m not in per_image:
             raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (have {sorted(HIGHER_IS_BETTER)})")
+    from study.locks import file_lock
+
     final = results_dir / "report"
-    out = Path(tempfile.mkdtemp(prefix=".report-", dir=results_dir))
-    try:
-        _build(results_dir, trials, per_image, metrics, out, power, power_effect, extra)
-        old = results_dir / f".report-old-{os.getpid()}"
-        if final.exists():
-            final.rename(old)
-        out.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
+    with file_lock(results_dir / ".report.lock"):  # one writer; what a killed writer left behind is removed
+        for stale in results_dir.glob(".report-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        out = Path(tempfile.mkdtemp(prefix=".report-", dir=results_dir))
+        try:
+            _build(results_dir, trials, per_image, metrics, out, power, power_effect, extra)
+            old = results_dir / f".report-old-{os.getpid()}"
+            if final.exists():
+                final.rename(old)
+            out.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
     return final
 
 

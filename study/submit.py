@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from study.backends import slurm
-from study.config import SlurmSpec, StudySpec, _describe
+from study.config import SlurmSpec, StudySpec
 from study.errors import StudyError
 from study.runner import plan, start_folder
 
@@ -31,7 +31,11 @@ def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line
     try:
         s = SlurmSpec.model_validate(merged)
     except ValidationError as err:
-        raise StudyError(f"{source}: {_describe(err).replace('field ', 'option slurm.', 1)}") from None
+        e = err.errors()[0]
+        field = str(e["loc"][0]) if e["loc"] else "slurm"
+        flag = "--sbatch" if field == "extra" else "--" + field.replace("_", "-")
+        raise StudyError(f"{source}: {flag} (slurm.{field}): {e['msg'].removeprefix('Value error, ')} "
+                         f"(got {e.get('input')!r})") from None
     return spec.model_copy(update={"slurm": s})
 
 

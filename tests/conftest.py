@@ -1,4 +1,4 @@
-"""Shared fixtures: one real local Ray for the whole session, tiny study specs, a VGG-19 weights file."""
+"""Shared fixtures: one real two-node Ray cluster for the whole session, tiny study specs, a VGG-19 weights file."""
 
 from __future__ import annotations
 
@@ -42,12 +42,23 @@ def write_spec(tmp: Path, spec: dict, filename: str = "study.yaml") -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One real local Ray (2 CPUs) for all tests that need it; the Ray backend reuses an initialised Ray."""
+def ray_cluster():
+    """A two-node Ray cluster on this machine: a head and a worker, each started with `ray start` on 127.0.0.1
+    (1 CPU each), stopped by pid at the end. Yields its address; drivers in subprocesses get it as RAY_ADDRESS."""
+    from ray_cluster import RayCluster
+
+    cluster = RayCluster().start()
+    yield cluster.address
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_session(ray_cluster):
+    """This process connected to the shared cluster; the Ray backend reuses an initialised Ray."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=ray_cluster, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 

@@ -1,0 +1,55 @@
+"""`study status`: counts by state, failed trials with their errors, trial-hours and an ETA, from the folder alone."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from typer.testing import CliRunner
+
+from study.cli import app
+from study.locks import file_lock
+from study.results import write_json
+from study.status import summarize
+
+
+def _folder(tmp_path):
+    out = tmp_path / "res"
+    keys = [f"k{i}" for i in range(6)]
+    write_json(out / "grid.json", [{"run_key": k, "configuration": f"c{i % 2}", "seed": i} for i, k in enumerate(keys)])
+    t0 = 1_000_000.0
+    # k0..k2 finished at t0+100, +200, +300 (100 s each, one after the other), k3 failed, k4 running, k5 pending
+    for i in range(3):
+        write_json(out / "trials" / keys[i] / "result.json",
+                   {"run_key": keys[i], "status": "finished", "wall_s": 100.0, "finished_at": t0 + 100 * (i + 1)})
+    write_json(out / "trials" / "k3" / "result.json",
+               {"run_key": "k3", "status": "failed", "wall_s": 50.0, "finished_at": t0 + 350, "attempts": 2,
+                "error": "Diverged: non-finite loss at epoch 3"})
+    write_json(out / "trials" / "k4" / "running.json", {"host": "gpu07", "pid": os.getpid(), "started": t0 + 340})
+    return out, t0
+
+
+def test_summary_counts_hours_and_eta(tmp_path):
+    out, t0 = _folder(tmp_path)
+    with file_lock(out / "trials" / "k4" / ".lock"):  # k4's process is alive
+        info = summarize(out, now=t0 + 400)
+    assert info["counts"] == {"finished": 3, "running": 1, "failed": 1, "pending": 1}
+    assert abs(info["trial_hours"] - (350 + 60) / 3600) < 1e-9
+    # 4 trials ended within t0..t0+350 → 4/350 per second; 2 left → 175 s
+    assert abs(info["eta_s"] - 175.0) < 1e-6
+    running = next(r for r in info["trials"] if r["run_key"] == "k4")
+    assert running["host"] == "gpu07" and running["running_s"] == 60
+    # without the lock (its process was killed) the trial is pending again
+    assert summarize(out, now=t0 + 400)["counts"]["pending"] == 2
+
+
+def test_status_cli_lists_failures_and_eta(tmp_path):
+    out, _ = _folder(tmp_path)
+    res = CliRunner().invoke(app, ["status", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "failed k3" in res.output and "non-finite loss at epoch 3" in res.output
+    assert "trial-hours used" in res.output and "ETA" in res.output
+    res = CliRunner().invoke(app, ["status", str(out), "--json"])
+    assert json.loads(res.output)["counts"]["failed"] == 1
+    res = CliRunner().invoke(app, ["status", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "grid.json" in res.output
