@@ -42,7 +42,8 @@ def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line
 def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_run: bool = False) -> tuple[list[slurm.Job], Path]:
     p = plan(spec, output, allow_missing_weights=dry_run)
     out = p.out.resolve()
-    frozen = out / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-study.yaml"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    frozen = out / "slurm" / f"{stamp}-study.yaml"
     if spec.slurm.mode == "ray":
         jobs = [slurm.render_ray(spec, frozen, out)]
     else:
@@ -61,4 +62,4 @@ def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_ru
     frozen.write_text(text)
     if spec.slurm.mode == "array":
         keys.write_text("\n".join(pending) + "\n")
-    return slurm.submit(jobs, out), out
+    return slurm.submit(jobs, out, stamp), out

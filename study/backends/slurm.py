@@ -19,7 +19,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +133,7 @@ def check_script(text: str) -> None:
         raise StudyError(f"rendered sbatch script does not parse: {proc.stderr.strip().splitlines()[0]}")
 
 
-def submit(jobs: list[Job], out: Path) -> list[Job]:
+def submit(jobs: list[Job], out: Path, stamp: str) -> list[Job]:
     """Write each script to RESULTS_DIR/slurm/ and submit it (the finalize job after the array it waits for)."""
     for job in jobs:
         check_script(job.script)
@@ -142,7 +141,6 @@ def submit(jobs: list[Job], out: Path) -> list[Job]:
         raise StudyError("sbatch not found: run `study submit` on a SLURM login node (or use --dry-run)")
     folder = Path(out) / "slurm"
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     previous = None
     for job in jobs:
         path = folder / f"{stamp}-{job.name}.sbatch"
