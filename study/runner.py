@@ -167,7 +167,7 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     start_folder(p, spec_text)
     states = p.states()
     todo_keys = {k for k, s in states.items() if s != "finished"} if run_trials else set()
-    if (not todo_keys and not (spec.search and run_trials) and (p.out / "report" / "report.md").is_file()
+    if (run_trials and not todo_keys and not spec.search and (p.out / "report" / "report.md").is_file()
             and _tracking_settled(p)):
         console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
         return p

@@ -37,6 +37,11 @@ def ray_study(tmp_path_factory, ray_session, vgg_weights_file):
     return tmp, path, tmp / "tiny-ray"
 
 
+def test_the_study_ran_on_a_two_node_ray_cluster(ray_study, ray_session):
+    alive = [n for n in ray_session.nodes() if n["Alive"]]
+    assert len(alive) == 2 and ray_session.cluster_resources()["CPU"] == 2  # head + worker, `ray start` each
+
+
 def test_results_folder_follows_the_contract(ray_study):
     _, _, out = ray_study
     trials = pd.read_parquet(out / "trials.parquet")
