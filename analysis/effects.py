@@ -6,6 +6,7 @@ score(a) − score(b) with every other factor held fixed, averaged over the othe
 - `simple`: within one level of another factor G (e.g. the feature-level effect with ct-rotnet encoders);
 - `interaction`: for factors F, G and levels a, b of F and g1, g2 of G, how much the a − b effect changes between
   g1 and g2: [s(a,g1) − s(b,g1)] − [s(a,g2) − s(b,g2)], averaged over the remaining factors.
+A factor with more than 6 levels is compared level to next level (in their order) instead of every pair.
 Each row is a two-sided Wilcoxon signed-rank test of the per-image effects against zero with the rank-biserial r,
 the median effect with a bootstrap CI, and Holm adjustment over every row of the metric (one family).
 The pixel-only baseline has no level of these factors and is not part of this analysis.
@@ -19,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import BASELINE, block_key
-from analysis.stats import adjust, median_ci, rank_biserial, wilcoxon_pair
+from analysis.stats import adjust, paired_tests
 
 FACTORS = ("feature_level", "pretraining", "lam", "weighting")
+MAX_LEVELS_ALL_PAIRS = 6
 COLUMNS = ["metric", "kind", "factor", "a", "b", "context", "n", "mean_diff", "median_diff", "ci_low", "ci_high",
            "statistic", "pvalue", "pvalue_adj", "effect_size"]
 
@@ -58,25 +60,24 @@ def cell_means(per_image: pd.DataFrame, metric: str, factors: list[str]) -> pd.D
     return x.groupby([block, *factors], dropna=False)[metric].mean().rename("y").reset_index().rename(columns={block: "block"})
 
 
-def _per_block(cells: pd.DataFrame, factor: str, a: str, b: str) -> pd.Series:
-    """Per block: mean over the other factors' combinations of y(a) − y(b); combinations missing either are dropped."""
+def _level_pairs(levels: list[str]) -> list[tuple[str, str]]:
+    """Every pair of levels, or consecutive levels only for a factor with more than MAX_LEVELS_ALL_PAIRS (16 VGG
+    layers would give 120 pairs, and their interactions with 8 λ values 3,360 rows)."""
+    if len(levels) <= MAX_LEVELS_ALL_PAIRS:
+        return list(combinations(levels, 2))
+    return list(zip(levels, levels[1:]))
+
+
+def _block_diffs(cells: pd.DataFrame, factor: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], pd.Series]:
+    """Per pair (a, b), per block: mean over the other factors' combinations of y(a) − y(b); combinations missing
+    either level are left out (one pivot for all pairs)."""
     others = [c for c in cells.columns if c not in ("block", "y", factor)]
     wide = cells.pivot_table(index=["block", *others], columns=factor, values="y", aggfunc="mean", dropna=False)
-    if a not in wide or b not in wide:
-        return pd.Series(dtype=float)
-    d = (wide[a] - wide[b]).dropna()
-    return d.groupby(level="block").mean()
-
-
-def _row(metric, kind, factor, a, b, context, d: pd.Series) -> dict:
-    v = d.to_numpy(float)
-    if v.size < 2:
+    diffs = {(a, b): wide[a] - wide[b] for a, b in pairs if a in wide and b in wide}
+    if not diffs:
         return {}
-    stat, p = wilcoxon_pair(v, np.zeros_like(v))
-    lo, hi = median_ci(v)
-    return {"metric": metric, "kind": kind, "factor": factor, "a": a, "b": b, "context": context, "n": int(v.size),
-            "mean_diff": float(v.mean()), "median_diff": float(np.median(v)), "ci_low": lo, "ci_high": hi,
-            "statistic": stat, "pvalue": p, "effect_size": rank_biserial(v, np.zeros_like(v))}
+    means = pd.DataFrame(diffs).groupby(level="block").mean()  # NaN-skipping: the combinations present
+    return {pair: means[pair].dropna() for pair in diffs}
 
 
 def factor_effects(per_image: pd.DataFrame, metric: str, correction: str = "holm") -> pd.DataFrame:
@@ -85,25 +86,38 @@ def factor_effects(per_image: pd.DataFrame, metric: str, correction: str = "holm
     if not factors:
         return pd.DataFrame(columns=COLUMNS)
     cells = cell_means(per_image, metric, factors)
-    rows = []
+    levels = {f: sorted(cells[f].unique(), key=_sort_key) for f in factors}
+    pairs = {f: _level_pairs(levels[f]) for f in factors}
+    rows: list[tuple[dict, pd.Series]] = []
+    simple: dict[tuple[str, str, str], dict] = {}  # (factor, other factor, its level) -> pair -> per-block effect
     for f in factors:
-        levels = sorted(cells[f].unique(), key=_sort_key)
-        for a, b in combinations(levels, 2):
-            rows.append(_row(metric, "main", f, a, b, "all", _per_block(cells, f, a, b)))
-            for g in factors:
-                if g == f:
-                    continue
-                for gv in sorted(cells[g].unique(), key=_sort_key):
-                    sub = cells[cells[g] == gv].drop(columns=g)
-                    rows.append(_row(metric, "simple", f, a, b, f"{g}={gv}", _per_block(sub, f, a, b)))
+        for (a, b), d in _block_diffs(cells, f, pairs[f]).items():
+            rows.append(({"kind": "main", "factor": f, "a": a, "b": b, "context": "all"}, d))
+        for g in factors:
+            if g == f:
+                continue
+            for gv in levels[g]:
+                simple[f, g, gv] = _block_diffs(cells[cells[g] == gv].drop(columns=g), f, pairs[f])
+                for (a, b), d in simple[f, g, gv].items():
+                    rows.append(({"kind": "simple", "factor": f, "a": a, "b": b, "context": f"{g}={gv}"}, d))
     for f, g in combinations(factors, 2):
-        for a, b in combinations(sorted(cells[f].unique(), key=_sort_key), 2):
-            for g1, g2 in combinations(sorted(cells[g].unique(), key=_sort_key), 2):
-                d1 = _per_block(cells[cells[g] == g1].drop(columns=g), f, a, b)
-                d2 = _per_block(cells[cells[g] == g2].drop(columns=g), f, a, b)
-                d = (d1 - d2).dropna()
-                rows.append(_row(metric, "interaction", f"{f} × {g}", f"{a} − {b}", f"{g1} vs {g2}", "all", d))
-    out = pd.DataFrame([r for r in rows if r], columns=[c for c in COLUMNS if c != "pvalue_adj"])
+        for a, b in pairs[f]:
+            for g1, g2 in _level_pairs(levels[g]):
+                d1, d2 = simple[f, g, g1].get((a, b)), simple[f, g, g2].get((a, b))
+                if d1 is not None and d2 is not None:
+                    rows.append(({"kind": "interaction", "factor": f"{f} × {g}", "a": f"{a} − {b}",
+                                  "b": f"{g1} vs {g2}", "context": "all"}, (d1 - d2).dropna()))
+    rows = [(meta, d) for meta, d in rows if len(d) >= 2]
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    matrix = pd.concat([d.rename(i) for i, (_, d) in enumerate(rows)], axis=1)
+    t = paired_tests(matrix.to_numpy(float))
+    out = pd.DataFrame([meta for meta, _ in rows])
+    out.insert(0, "metric", metric)
+    out["n"] = t["n"].astype(int)
+    out["mean_diff"] = matrix.mean().to_numpy()
+    out["median_diff"], out["ci_low"], out["ci_high"] = t["median"], t["ci_low"], t["ci_high"]
+    out["statistic"], out["pvalue"], out["effect_size"] = t["statistic"], t["pvalue"], t["effect_size"]
     out["pvalue_adj"] = adjust(out["pvalue"].to_numpy(), correction)
     return out[COLUMNS]
 

@@ -14,6 +14,9 @@ from analysis.stats import (conover, format_p, friedman, mean_ranks, mixed_model
                             pairwise_wilcoxon, power_n, pvalue_matrix)
 
 ALPHA = 0.05
+MAX_ALL_PAIRS = 30  # above this many configurations the pairwise family is "each vs the best and vs pixel-only"
+MAX_ROWS = 40  # rows of a table shown in the report (the CSV has all)
+FIGURE_TOP = 20  # configurations in the box plot and CD diagram of a large study (best by mean rank + baseline)
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
@@ -52,20 +55,23 @@ def omnibus(scores: pd.DataFrame, metric: str, stats_dir: Path) -> tuple[list[st
             f"{fr.iman_davenport_f:.2f}, {p_clause(fr.iman_davenport_pvalue)}."], fr.__dict__
 
 
-def posthoc(scores: pd.DataFrame, pw: pd.DataFrame, metric: str, stats_dir: Path) -> list[str]:
-    """Nemenyi and Conover (Holm) matrices as CSV, and how often they agree with Wilcoxon–Holm."""
+def posthoc(scores: pd.DataFrame, pw: pd.DataFrame, metric: str, stats_dir: Path) -> tuple[list[str], dict]:
+    """Nemenyi and Conover (Holm) matrices as CSV, and how often they agree with Wilcoxon–Holm on its pairs."""
     if scores.shape[1] < 3:
-        return []
-    wil = pvalue_matrix(pw) < ALPHA
-    out = []
-    for name, m in (("nemenyi", nemenyi(scores)), ("conover", conover(scores))):
+        return [], {}
+    wil = (pw["pvalue_adj"] < ALPHA).to_numpy()
+    out, matrices = [], {}
+    k = scores.shape[1]
+    tests = [("conover", conover)] if k > MAX_ALL_PAIRS else [("nemenyi", nemenyi), ("conover", conover)]
+    for name, fn in tests:  # Nemenyi's studentized-range p-values cost ~0.1 ms a pair: skipped above 30 configurations
+        m = fn(scores)
         m.to_csv(stats_dir / f"{metric}_{name}.csv")
-        sig = m.loc[wil.index, wil.columns] < ALPHA
-        upper = np.triu(np.ones(sig.shape, bool), 1)
-        n_sig, agree = int(sig.to_numpy()[upper].sum()), int((sig.to_numpy() == wil.to_numpy())[upper].sum())
-        out.append(f"{name.capitalize()}: {n_sig} of {int(upper.sum())} pairs differ; agrees with Wilcoxon–Holm on "
-                   f"{agree} of {int(upper.sum())}")
-    return ["Post-hoc tests after Friedman (matrices in `stats/`): " + "; ".join(out) + "."]
+        matrices[name] = m
+        sig = m.to_numpy()[[m.index.get_loc(a) for a in pw["a"]], [m.columns.get_loc(b) for b in pw["b"]]] < ALPHA
+        n_sig = int((m.to_numpy()[np.triu(np.ones((k, k), bool), 1)] < ALPHA).sum())
+        out.append(f"{name.capitalize()}: {n_sig} of {k * (k - 1) // 2} pairs differ; agrees with Wilcoxon–Holm on "
+                   f"{int((sig == wil).sum())} of its {len(pw)}")
+    return ["Post-hoc tests after Friedman (matrices in `stats/`): " + "; ".join(out) + "."], matrices
 
 
 def sensitivity(per_image: pd.DataFrame, metric: str, best: str, stats_dir: Path) -> list[str]:
@@ -83,6 +89,11 @@ def sensitivity(per_image: pd.DataFrame, metric: str, best: str, stats_dir: Path
             lines.append(f"- seed {s}: {fr.line()}; best: {top}{'' if top == best else ' (differs from the seed mean)'}.")
     if rows:
         pd.DataFrame(rows).to_csv(stats_dir / f"{metric}_per_seed.csv", index=False)
+    k = per_image["configuration"].nunique()
+    if k > MAX_ALL_PAIRS:
+        lines.append(f"- mixed model skipped: with k = {k} configurations its {k - 1} fixed effects make the fit slow "
+                     f"and unreadable (call `analysis.stats.mixed_model` directly to fit it).")
+        return lines
     mm = mixed_model(per_image.assign(block=per_image[block_key(per_image)]), metric, reference=BASELINE)
     if mm["ok"]:
         mm["coefficients"].to_csv(stats_dir / f"{metric}_mixed_model.csv", index=False)
@@ -101,12 +112,22 @@ def effects_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[li
         return [], None
     eff = factor_effects(per_image, metric)
     eff.to_csv(out / "stats" / f"{metric}_effects.csv", index=False)
-    shown = _pformat(eff.drop(columns=["metric", "mean_diff", "statistic"]))
+    table = eff
+    if len(eff) > MAX_ROWS:  # main effects, then the largest significant others
+        main = eff[eff["kind"] == "main"]
+        rest = eff[(eff["kind"] != "main") & (eff["pvalue_adj"] < ALPHA)]
+        rest = rest.reindex(rest["effect_size"].abs().sort_values(ascending=False).index).head(max(0, MAX_ROWS - len(main)))
+        table = pd.concat([main, rest])
+    shown = _pformat(table.drop(columns=["metric", "mean_diff", "statistic"]))
+    cut = "" if len(table) == len(eff) else [f"Shown: {len(table)} of {len(eff)} rows (main effects, then the largest "
+                                            f"significant simple and interaction effects); all in "
+                                            f"`stats/{metric}_effects.csv`.", ""]
     lines = ["#### Factor effects", "",
              "Per-image effect of changing one factor with the others held fixed (a − b; `simple`: within one level "
              "of another factor; `interaction`: change of the a − b effect between two levels of the second factor); "
-             "Wilcoxon signed-rank against 0, Holm over the rows of this table, 95% bootstrap CI of the median.", "",
-             md_table(shown), ""]
+             "Wilcoxon signed-rank against 0, Holm over the rows of this table, 95% bootstrap CI of the median. "
+             "Factors with more than 6 levels are compared level to next level.", "",
+             *(cut or []), md_table(shown), ""]
     fig = effects_plot(eff, metric, out / "figures" / f"effects_{metric}.png")
     lines += [f"![{metric} factor effects](figures/{fig.name})", ""]
     if "feature_level" in factors and "pretraining" in factors:
@@ -137,23 +158,43 @@ def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[lis
                "input_mean": float(ref.mean()), "means": dict(zip(summary["configuration"], summary["mean"]))}
     text, numbers["friedman"] = omnibus(scores, metric, stats_dir)
     lines += ["", *text]
-    if scores.shape[1] >= 2 and len(scores) >= 2:
-        pw = pairwise_wilcoxon(scores, "holm")
+    k = scores.shape[1]
+    order = list(summary["configuration"])
+    shown_configs = order if k <= MAX_ALL_PAIRS else order[:FIGURE_TOP] + ([BASELINE] if BASELINE in order[FIGURE_TOP:] else [])
+    if k >= 2 and len(scores) >= 2:
+        best = numbers["best"]
+        if k <= MAX_ALL_PAIRS:
+            pairs, family = None, f"all {k * (k - 1) // 2} pairs"
+        else:  # all k(k − 1)/2 pairs would be a family too large to read or to keep power in
+            pairs = [(best, c) for c in order if c != best]
+            pairs += [(c, BASELINE) for c in order if BASELINE in order and c not in (best, BASELINE)]
+            family = (f"each configuration against the best ({best}) and against {BASELINE}: {len(pairs)} pairs "
+                      f"(with k = {k}, all {k * (k - 1) // 2} pairs are in the Conover matrix)")
+        pw = pairwise_wilcoxon(scores, "holm", pairs=pairs)
         pw.to_csv(stats_dir / f"{metric}_pairwise.csv", index=False)
         n_sig = int((pw["pvalue_adj"] < ALPHA).sum())
-        lines += ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted: {n_sig} of {len(pw)} pairs differ at "
-                      f"α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the matched-pairs "
-                      f"rank-biserial r (> 0: a larger than b).", "",
-                  md_table(_pformat(pw[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
-                                        "pvalue_adj", "effect_size"]])), ""]
+        table = pw if len(pw) <= MAX_ROWS else pw.sort_values("pvalue_adj", ascending=False).head(MAX_ROWS)
+        cut = "" if len(pw) <= MAX_ROWS else (f" Shown: the {MAX_ROWS} pairs least separated (highest adjusted p); all "
+                                              f"{len(pw)} in `stats/{metric}_pairwise.csv`.")
+        lines += ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted over {family}: {n_sig} of {len(pw)} pairs "
+                      f"differ at α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the "
+                      f"matched-pairs rank-biserial r (> 0: a larger than b).{cut}", "",
+                  md_table(_pformat(table[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
+                                           "pvalue_adj", "effect_size"]])), ""]
         numbers["pairwise"] = pw
-        lines += posthoc(scores, pw, metric, stats_dir)
-        if scores.shape[1] >= 3:
-            ranks = summary.set_index("configuration")["mean_rank"]
-            fig = cd_diagram(ranks, pvalue_matrix(pw), out / "figures" / f"cd_{metric}.png", ALPHA,
-                             f"{metric}: mean rank (1 = best); bars join configurations Wilcoxon–Holm does not separate")
+        post, matrices = posthoc(scores, pw, metric, stats_dir)
+        lines += post
+        if k >= 3:
+            ranks = summary.set_index("configuration")["mean_rank"].loc[shown_configs]
+            if pairs is None:
+                pmat, what = pvalue_matrix(pw), "Wilcoxon–Holm"
+            else:
+                pmat, what = matrices["conover"].loc[shown_configs, shown_configs], "Conover–Holm"
+            top = "" if k <= MAX_ALL_PAIRS else f" ({len(shown_configs)} of {k}: the best by mean rank)"
+            fig = cd_diagram(ranks, pmat, out / "figures" / f"cd_{metric}.png", ALPHA,
+                             f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate")
             lines += ["", f"![{metric} critical-difference diagram](figures/{fig.name})"]
-    fig = boxplot(scores, metric, out / "figures" / f"box_{metric}.png", order=list(summary["configuration"]),
+    fig = boxplot(scores[shown_configs], metric, out / "figures" / f"box_{metric}.png", order=shown_configs,
                   reference=ref)
     lines += ["", f"![{metric} per configuration](figures/{fig.name})", ""]
     if per_image["seed"].nunique() > 1 or len(per_image) > len(scores):

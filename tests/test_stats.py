@@ -136,3 +136,21 @@ def test_power_from_observed_differences():
     assert power_n(d, alpha=0.001) > power_n(d)
     assert power_n(np.full(10, 5.0) + rng.normal(0, 1e-3, 10)) == 6  # huge effect: the exact test's floor
     assert np.isnan(power_n(np.zeros(10)))
+
+
+def test_vectorised_paired_tests_equal_the_per_column_ones():
+    from analysis.stats import paired_tests, wilcoxon_pair
+
+    rng = np.random.default_rng(4)
+    d = np.round(rng.normal(0.2, 1, (20, 12)), 1)  # ties and zeros
+    d[:, 3] = 0.0
+    d[:, 4] = 0.7  # no spread
+    d[5, 6] = np.nan  # one block missing in one comparison
+    got = paired_tests(d)
+    for j in range(d.shape[1]):
+        col = d[:, j][~np.isnan(d[:, j])]
+        stat, p = wilcoxon_pair(col, np.zeros_like(col))
+        assert got["pvalue"][j] == pytest.approx(p) and got["n"][j] == col.size
+        assert got["statistic"][j] == pytest.approx(stat, nan_ok=True)
+        assert got["effect_size"][j] == pytest.approx(rank_biserial(col, np.zeros_like(col)))
+        assert (got["ci_low"][j], got["ci_high"][j]) == pytest.approx(median_ci(col))
