@@ -141,6 +141,9 @@ class TrainingSpec(_Strict):
     calibration_batches: int = Field(4, ge=1, description="batches over which the loss magnitudes are measured")
     hold_every: int = Field(10, ge=1, description="hold-psi: steps between λ updates")
     threads: int = Field(1, ge=1, description="torch CPU threads per trial")
+    amp: bool = Field(False, description="CUDA: bf16 autocast for the forward passes (ignored on CPU)")
+    channels_last: bool = Field(True, description="CUDA: channels-last memory format (ignored on CPU)")
+    compile: bool = Field(False, description="torch.compile the denoiser (pays a compile per trial)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

@@ -54,6 +54,12 @@ class HoldPsi:
             self.n = 0
         return self.lam
 
+    def add(self, pix_sum: float, perc_sum: float, n: int) -> float:
+        """`n` steps at once (their summed terms): the same as n calls of `step` when n reaches at most the next
+        update, which is how the trainer calls it (one host sync per update instead of one per step)."""
+        self.pix, self.perc, self.n = self.pix + pix_sum, self.perc + perc_sum, self.n + n - 1
+        return self.step(0.0, 0.0)
+
     def state(self) -> dict:
         return {"lam": self.lam, "pix": self.pix, "perc": self.perc, "n": self.n}
 

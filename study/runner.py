@@ -81,7 +81,7 @@ def trial_spec(p: Plan, t: Trial, data, encoders: dict) -> TrialSpec:
             encoder_path=str(Path(enc_path).resolve()) if enc_path else None,
             encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
             encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
-            example_images=s.tracking.example_images)
+            example_images=s.tracking.example_images, gpu_fraction=s.resources.gpu)
 
 
 def _input_mode(spec: StudySpec, pretraining: str) -> str:

@@ -21,14 +21,15 @@ import numpy as np
 import torch
 
 from study.data.ct import hu_to_unit, unit_to_hu
-from study.data.patches import sample_patches
+from study.data.patches import patch_positions, sample_patches
 from study.influence import HoldPsi, calibrate, gradient_share
 from study.losses import perceptual_loss, pixel_loss
 from study.metrics import image_metrics
 
 
 #: what a trial reports after every epoch (besides `epoch`)
-EPOCH_METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_grad", "val_psnr", "val_mse")
+EPOCH_METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_grad", "val_psnr", "val_mse",
+                 "patches_per_s", "peak_mem_mb")
 
 
 class Diverged(RuntimeError):
@@ -58,6 +59,7 @@ class TrialSpec:
     data_sha256: Optional[str] = None
     example_images: int = 2
     psi_target: Optional[float] = None  # λ is calibrated for this Ψ (and held there with lam_schedule: hold-psi)
+    gpu_fraction: float = 0.0  # the share of a GPU this trial runs under (resources.gpu): checked after epoch 0
 
     def factors(self) -> dict:
         return {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam,
@@ -127,9 +129,24 @@ def _test(model, data: Path, name: str, hu_range, device, low: float, high: floa
 
 
 def unit_batch(ld, fd, batch_size: int, patch_size: int, hu_range, generator, device="cpu"):
-    """A random batch of aligned (low-dose, full-dose) patches, normalised to the network's [0, 1] scale."""
+    """A random batch of aligned (low-dose, full-dose) patches, normalised to the network's [0, 1] scale.
+    `ld`, `fd` are arrays in HU, or tensors already in [0, 1] on the device (`device_split`): then the patches are
+    cut there and nothing crosses the bus (same positions from the same generator either way)."""
+    if isinstance(ld, torch.Tensor):
+        idx, ys, xs = patch_positions(tuple(ld.shape), batch_size, patch_size, generator)
+        cut = lambda t: torch.stack([t[i, y:y + patch_size, x:x + patch_size] for i, y, x in zip(idx, ys, xs)])[:, None]
+        return cut(ld), cut(fd)
     a, b = sample_patches(ld, fd, batch_size, patch_size, generator)
     return torch.from_numpy(hu_to_unit(a, *hu_range)).to(device), torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+
+
+def device_split(ld, fd, hu_range, device, max_bytes: int = 2 << 30):
+    """The training split on the accelerator once per trial, in [0, 1] (None on CPU, where the memory-mapped cache
+    is already shared through the page cache, or when it is larger than `max_bytes`)."""
+    if device.type != "cuda" or 2 * ld.size * 4 > max_bytes:
+        return None
+    to = lambda a: torch.from_numpy(hu_to_unit(np.asarray(a, np.float32), *hu_range)).to(device)
+    return to(ld), to(fd)
 
 
 def init_output(model, train_fd, hu_range) -> None:
@@ -171,21 +188,30 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     opt = torch.optim.Adam(model.parameters(), lr=tr["lr"])
     encoder = _load_encoder(spec, device) if ((spec.lam or 0) > 0 or spec.psi_target is not None) else None
     rng = np.random.default_rng(spec.seed)
+    cuda = device.type == "cuda"
+    fmt = torch.channels_last if cuda and tr.get("channels_last", True) else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    if encoder is not None:
+        encoder = encoder.to(memory_format=fmt)
+    forward = torch.compile(model) if tr.get("compile", False) else model
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and bool(tr.get("amp", False)))
+    on_device = device_split(train_ld, train_fd, hu_range, device)
+    src = on_device or (train_ld, train_fd)
 
     def batch(generator):
-        return unit_batch(train_ld, train_fd, tr["batch_size"], tr["patch_size"], hu_range, generator, device)
+        x, y = unit_batch(*src, tr["batch_size"], tr["patch_size"], hu_range, generator, device)
+        return x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)
 
     def step(x, y, lam):
-        out = model(x)
-        l_pix = pixel_loss(out, y)
-        l_perc = perceptual_loss(encoder, out, y) if encoder is not None and lam > 0 else torch.zeros((), device=device)
-        loss = l_pix + lam * l_perc
-        if not torch.isfinite(loss):
-            raise Diverged(f"non-finite loss at epoch {epoch}: pixel={l_pix.item()}, perceptual={l_perc.item()}")
+        """One optimiser step; returns the two loss terms as device tensors (no host sync here)."""
+        with amp:
+            out = forward(x)
+            l_pix = pixel_loss(out.float(), y)
+            l_perc = perceptual_loss(encoder, out, y).float() if encoder is not None and lam > 0 else torch.zeros((), device=device)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (l_pix + lam * l_perc).backward()
         opt.step()
-        return l_pix.item(), l_perc.item()
+        return l_pix.detach(), l_perc.detach()
 
     probe = batch(np.random.default_rng(spec.seed + 7919)) if encoder is not None else None  # fixed Ψ_g probe
 
@@ -200,7 +226,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         start, history, best, best_score = ck["epoch"] + 1, ck["history"], ck["best"], ck["best_score"]
-    lam, calibration, hold, epoch = spec.lam or 0.0, None, None, start
+    lam, calibration, hold, epoch, warning = spec.lam or 0.0, None, None, start, None
     if start > 0:
         lam, calibration = ck.get("lam", lam), ck.get("calibration")
     elif spec.psi_target is not None:
@@ -218,19 +244,41 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
 
     for epoch in range(start, tr["epochs"]):
         model.train()
-        sums = np.zeros(3)  # pixel, perceptual, weighted perceptual
+        t_train = time.perf_counter()
+        sums = torch.zeros(3, device=device, dtype=torch.float64)  # pixel, perceptual, weighted perceptual
+        window, in_window = torch.zeros(2, device=device, dtype=torch.float64), 0  # hold-psi: since its last update
         for _ in range(tr["steps_per_epoch"]):
             pix_t, perc_t = step(*batch(rng), lam)
-            sums += (pix_t, perc_t, lam * perc_t)
+            sums += torch.stack((pix_t, perc_t, lam * perc_t))
             if hold is not None:
-                lam = hold.step(pix_t, perc_t)
-        pix, perc, weighted = sums / tr["steps_per_epoch"]
+                window += torch.stack((pix_t, perc_t))
+                in_window += 1
+                if in_window >= hold.every - hold.n:  # one host sync per λ update, not per step
+                    lam = hold.add(*window.tolist(), in_window)
+                    window.zero_()
+                    in_window = 0
+        if hold is not None and in_window:
+            lam = hold.add(*window.tolist(), in_window)
+        pix, perc, weighted = (sums / tr["steps_per_epoch"]).tolist()  # the epoch's one sync
+        train_s = time.perf_counter() - t_train
+        if not all(math.isfinite(v) for v in (pix, perc, weighted)):
+            raise Diverged(f"non-finite loss at epoch {epoch}: pixel={pix}, perceptual={perc}")
         total = pix + weighted
         val_pred = _predict(model, val_ld, hu_range, device)
         val_psnr = float(np.mean([image_metrics(p, r, low, high)["psnr"] for p, r in zip(val_pred, val_fd)]))
         val_mse = float(np.mean((hu_to_unit(val_pred, *hu_range) - hu_to_unit(val_fd, *hu_range)) ** 2))
         metrics = {"epoch": epoch, "train_loss": total, "pixel_loss": pix, "perceptual_loss": perc, "lam": lam,
-                   "psi": 0.0 if weighted == 0 else weighted / (pix + weighted), "val_psnr": val_psnr, "val_mse": val_mse}
+                   "psi": 0.0 if weighted == 0 else weighted / (pix + weighted), "val_psnr": val_psnr, "val_mse": val_mse,
+                   "patches_per_s": tr["steps_per_epoch"] * tr["batch_size"] / train_s}
+        if cuda:
+            metrics["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+            if epoch == start and warning is None:
+                from study.packing import packing_warning
+
+                warning = packing_warning(torch.cuda.max_memory_allocated(device),
+                                          torch.cuda.get_device_properties(device).total_memory, spec.gpu_fraction)
+                if warning:
+                    print(f"trial {spec.run_key}: {warning}", flush=True)
         if probe is not None:
             model.train()
             metrics["psi_grad"] = gradient_share(model, encoder, *probe, lam)
@@ -257,7 +305,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     for name in test_sets[1:]:  # extra test sets: their means under a prefix (e.g. real_psnr)
         rows = [r for r in per_image if r["test_set"] == name]
         means.update({f"{name}_{k}": float(np.mean([r[k] for r in rows])) for k in numeric})
-    summary = {"resumed_from": start, "psi": last["psi"], "psi_grad": last.get("psi_grad", 0.0), "lam_final": lam,
+    summary = {"resumed_from": start, "packing_warning": warning,
+               "patches_per_s": float(np.median([h["patches_per_s"] for h in history if "patches_per_s" in h] or [np.nan])), "psi": last["psi"], "psi_grad": last.get("psi_grad", 0.0), "lam_final": lam,
                "lam_calibrated": calibration["lam"] if calibration else None,
                "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
                "best_epoch": best["epoch"], "val_psnr": best_score, **means, "wall_s": time.time() - t0,

@@ -127,3 +127,25 @@ def test_search_needs_the_ray_backend(tmp_path):
         run_study(load_spec(path))
     with pytest.raises(StudyError, match=r"field 'search': low \(0.9\) must be below high"):
         load_spec(write_spec(tmp_path, tiny_spec(tmp_path, search={"low": 0.9, "high": 0.5}), "b.yaml"))
+
+
+def test_hold_psi_add_equals_that_many_steps():
+    from study.influence import HoldPsi
+
+    a, b = HoldPsi(0.9, 0.1, every=4), HoldPsi(0.9, 0.1, every=4)
+    terms = [(1e-3 * (i + 1), 2.0 + i) for i in range(10)]
+    for pix, perc in terms:
+        a.step(pix, perc)
+    for chunk in (terms[:3], terms[3:4], terms[4:8], terms[8:]):  # windows that end at most at an update
+        b.add(sum(p for p, _ in chunk), sum(q for _, q in chunk), len(chunk))
+    assert a.state() == pytest.approx(b.state())
+
+
+def test_packing_warning():
+    from study.packing import packing_warning, trials_per_gpu
+
+    gib = 2**30
+    assert trials_per_gpu(0.25) == 4 and trials_per_gpu(0.3) == 3 and trials_per_gpu(0) == 1
+    assert packing_warning(10 * gib, 80 * gib, 0.25) is None  # 4 × 10 GiB in 72 GiB
+    msg = packing_warning(30 * gib, 80 * gib, 0.25)
+    assert "4 trials per GPU" in msg and "resources.gpu ≥ 0.5 (2 per GPU)" in msg

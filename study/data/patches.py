@@ -143,12 +143,15 @@ def prepare(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, O
     return Prepared(final, did, json.loads((final / "manifest.json").read_text())["sha256"])
 
 
+def patch_positions(shape: tuple, batch: int, size: int, rng: np.random.Generator):
+    """Slice index and top-left corner of `batch` random patches (the one place patch positions are drawn)."""
+    n, h, w = shape
+    return rng.integers(0, n, batch), rng.integers(0, h - size + 1, batch), rng.integers(0, w - size + 1, batch)
+
+
 def sample_patches(ld: np.ndarray, fd: np.ndarray, batch: int, size: int, rng: np.random.Generator):
     """`batch` random aligned patches (size × size) from random slices; returns two float32 arrays [B, 1, s, s]."""
-    n, h, w = ld.shape
-    idx = rng.integers(0, n, batch)
-    ys = rng.integers(0, h - size + 1, batch)
-    xs = rng.integers(0, w - size + 1, batch)
+    idx, ys, xs = patch_positions(ld.shape, batch, size, rng)
     a = np.stack([ld[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)])[:, None]
     b = np.stack([fd[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)])[:, None]
     return a.astype(np.float32), b.astype(np.float32)
