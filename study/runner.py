@@ -6,6 +6,7 @@ Running a study twice does nothing the second time; adding a λ value runs only 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -172,7 +173,9 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
         console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
         return p
 
+    clock = {"started": time.time()}
     data, encoders = prepare(p, console) if (todo_keys or (spec.search and run_trials)) else (None, None)
+    clock["prepared"] = time.time()
     tracker = _tracker(p)
     specs = _trial_specs(p, data, encoders) if todo_keys else []
     todo = [s for s in specs if s.run_key in todo_keys]
@@ -212,7 +215,9 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
         be = get_backend(backend or spec.backend)
         opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
                        storage=str(p.out / "ray"), retries=spec.resources.retries)
+        clock["trials_started"] = time.time()
         be.run(todo, Events(on_start, on_epoch, on_done), opts)
+        clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
         from study.backends.search import refine
@@ -229,13 +234,17 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     if write_report:
         from analysis.report import write_report
 
+        clock["report_started"] = time.time()
         report_dir = write_report(p.out)
+        clock["report_ended"] = time.time()
         console.print(f"report: {report_dir / 'report.md'}")
         if tracker:
             tracker.log_report(report_dir)
     if tracker:
         tracker.close(bool((trials_df["status"] == "finished").all()))
     n_failed = int((trials_df["status"] == "failed").sum())
+    clock["ended"] = time.time()
+    write_json(p.out / "timings.json", {"n_trials_run": len(todo), "slots": opts.max_concurrent, **clock})
     console.print(f"{int((trials_df['status'] == 'finished').sum())}/{len(trials_df)} trials finished, {n_failed} failed → {p.out}")
     return p
 

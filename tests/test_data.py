@@ -71,3 +71,19 @@ def test_sample_patches_are_paired_crops():
     a, b = sample_patches(ld, fd, 5, 16, rng)
     assert a.shape == b.shape == (5, 1, 16, 16)
     np.testing.assert_allclose(a - b, 1.0, rtol=0, atol=1e-6)
+
+
+def test_patches_cut_on_the_device_equal_the_host_ones():
+    import torch
+
+    from study.data.ct import hu_to_unit
+    from study.train import unit_batch
+
+    rng = np.random.default_rng(0)
+    ld, fd = rng.normal(0, 100, (5, 40, 40)).astype(np.float32), rng.normal(0, 100, (5, 40, 40)).astype(np.float32)
+    hu = (-1024.0, 3072.0)
+    host = unit_batch(ld, fd, 4, 16, hu, np.random.default_rng(7))
+    on_dev = unit_batch(torch.from_numpy(hu_to_unit(ld, *hu)), torch.from_numpy(hu_to_unit(fd, *hu)), 4, 16, hu,
+                        np.random.default_rng(7))
+    for a, b in zip(host, on_dev):
+        assert a.shape == b.shape == (4, 1, 16, 16) and torch.allclose(a, b)

@@ -51,6 +51,9 @@ def test_results_folder_follows_the_contract(ray_study):
                 "git_commit", "data_id", "encoder_id", "encoder_sha256"):
         assert col in trials, col
     assert trials["run_key"].is_unique
+    assert (trials["patches_per_s"] > 0).all()
+    clock = json.loads((out / "timings.json").read_text())
+    assert clock["started"] <= clock["trials_started"] < clock["trials_ended"] <= clock["ended"]
     assert (trials.loc[trials.lam == 0, "psi"] == 0).all()
     assert (trials.loc[trials.lam > 0, "psi"] > 0).all()
     assert trials.loc[trials.lam > 0, "encoder_sha256"].notna().all()
