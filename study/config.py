@@ -122,9 +122,10 @@ class DataSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    name: Literal["unet"] = "unet"
-    channels: int = Field(32, ge=1, description="width of the first level; paper 1 uses 32 (32→512)")
-    levels: int = Field(5, ge=2, le=6, description="resolution levels; paper 1 uses 5")
+    name: Literal["unet", "redcnn"] = "unet"
+    channels: int = Field(32, ge=1, description="U-Net: width of the first level, paper 1 uses 32 (32→512); "
+                                                "RED-CNN: filters per layer, its paper uses 96")
+    levels: int = Field(5, ge=2, le=6, description="U-Net resolution levels; paper 1 uses 5 (RED-CNN: unused)")
 
 
 class TrainingSpec(_Strict):

@@ -21,5 +21,59 @@ def perceptual_loss(encoder, output: torch.Tensor, target: torch.Tensor) -> torc
         ft = encoder(target)
     return F.mse_loss(encoder(output), ft)
 
+def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(output, target)
+
+
+def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Mean of sqrt((x − y)² + ε²) − ε: a smooth L1 that is exactly 0 at identity."""
+    return (torch.sqrt((output - target) ** 2 + eps**2) - eps).mean()
+
+
+def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − SSIM (Gaussian window 11, σ 1.5, data range 1; torchmetrics)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    return 1 - ssim(output, target, data_range=1.0)
+
+
+def ms_ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − MS-SSIM (torchmetrics) over as many of the 5 standard scales as the patch allows (each scale halves it;
+    the 11-pixel window must fit the coarsest), the standard weights renormalised."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+
+    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+    side = min(output.shape[-2:])
+    scales = max(1, min(5, int(torch.log2(torch.tensor(side / 11.0)).floor().item()) + 1))
+    w = torch.tensor(weights[:scales])
+    return 1 - ms_ssim(output, target, data_range=1.0, betas=tuple((w / w.sum()).tolist()), normalize="relu")
+
+
+_SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    k = torch.stack([_SOBEL, _SOBEL.T])[:, None].to(x)
+    g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k)
+    return torch.sqrt(g.pow(2).sum(1, keepdim=True) + 1e-12)
+
+
+def sobel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between Sobel gradient magnitudes: penalises blurred or displaced edges."""
+    return F.l1_loss(sobel_magnitude(output), sobel_magnitude(target))
+
+
+#: the pixel-level loss terms a spec can combine by name (perceptual and adversarial need a network each)
+PIXEL_TERMS = {"mse": pixel_loss, "l1": l1_loss, "charbonnier": charbonnier_loss, "ssim": ssim_loss,
+               "ms_ssim": ms_ssim_loss, "sobel": sobel_loss}
+
+
+def term_shares(values: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+    """Ψ generalised to k terms: each term's share w_i·L_i / Σ_j w_j·L_j of the total loss (0 when the total is 0)."""
+    weighted = {k: weights[k] * values[k] for k in values}
+    total = sum(weighted.values())
+    return {k: (v / total if total else 0.0) for k, v in weighted.items()}
+
+
 # the contract names live in torch-free study.psi (analysis/ uses them without torch)
 from study.psi import lam_for_influence, perceptual_influence  # noqa: E402,F401

@@ -31,3 +31,18 @@ def test_output_bias_starts_at_the_target_mean():
     with torch.no_grad():
         net.head.weight.zero_()
         assert net(torch.rand(1, 1, 16, 16)).mean().item() == pytest.approx(0.25, abs=1e-5)
+
+
+def test_redcnn_shape_parameters_and_identity_start():
+    from study.config import ModelSpec
+    from study.models import REDCNN, build_model
+
+    assert sum(p.numel() for p in REDCNN(96).parameters()) == 1_848_865  # the paper's ~1.85 M
+    torch.manual_seed(0)
+    net = build_model(ModelSpec(name="redcnn", channels=8))
+    x = torch.rand(2, 1, 40, 33)
+    y = net(x)
+    assert y.shape == x.shape and (y >= 0).all()
+    assert (y - x).abs().mean() < 0.05  # the input shortcut carries the image through at the start
+    y.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
