@@ -38,15 +38,13 @@ def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 − MS-SSIM (torchmetrics) over as many of the 5 standard scales as the patch allows (each scale halves it;
-    the 11-pixel window must fit the coarsest), the standard weights renormalised."""
+    """1 − MS-SSIM (torchmetrics) over as many of the 5 standard scales as the patch allows
+    (`study.quality.ms_ssim_betas`), the standard weights renormalised."""
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
 
-    weights = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-    side = min(output.shape[-2:])
-    scales = max(1, min(5, int(torch.log2(torch.tensor(side / 11.0)).floor().item()) + 1))
-    w = torch.tensor(weights[:scales])
-    return 1 - ms_ssim(output, target, data_range=1.0, betas=tuple((w / w.sum()).tolist()), normalize="relu")
+    from study.quality import ms_ssim_betas
+
+    return 1 - ms_ssim(output, target, data_range=1.0, betas=ms_ssim_betas(min(output.shape[-2:])), normalize="relu")
 
 
 _SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
