@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from itertools import combinations
 
-import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
