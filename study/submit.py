@@ -52,7 +52,7 @@ def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_ru
         if not pending:
             raise StudyError(f"{out}: all {len(p.trials)} trials are finished; nothing to submit "
                              f"(`study run` or `study report` rewrites the report)")
-        keys = frozen.with_name(frozen.name.replace("-study.yaml", "-keys.txt"))
+        keys = out / "slurm" / f"{stamp}-keys.txt"
         jobs = slurm.render_array(spec, frozen, out, keys, len(pending))
     if dry_run:
         return jobs, out

@@ -32,6 +32,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _parent_filter(results_dir: Path) -> str:
+    """How a study's parent run is found again: by role and results folder tags."""
+    return f"tags.`study.role` = 'parent' AND tags.`study.results_dir` = '{Path(results_dir).resolve()}'"
+
+
 def parent_status(uri: str, experiment: str, results_dir: Path) -> str | None:
     """The status of a study's parent run, or None (no store, experiment or run yet); changes nothing."""
     from mlflow.tracking import MlflowClient
@@ -42,8 +47,7 @@ def parent_status(uri: str, experiment: str, results_dir: Path) -> str | None:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    found = client.search_runs([exp.experiment_id], max_results=1, filter_string=(
-        f"tags.`study.role` = 'parent' AND tags.`study.results_dir` = '{Path(results_dir).resolve()}'"))
+    found = client.search_runs([exp.experiment_id], max_results=1, filter_string=_parent_filter(results_dir))
     return found[0].info.status if found else None
 
 
@@ -76,7 +80,7 @@ class Tracker:
         return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=10)
 
     def _parent(self, study_name: str, params: dict) -> str:
-        found = self._search(f"tags.`study.role` = 'parent' AND tags.`study.results_dir` = '{self.results_dir}'")
+        found = self._search(_parent_filter(self.results_dir))
         if found:
             run_id = found[0].info.run_id
             if found[0].info.status != "RUNNING":
