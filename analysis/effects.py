@@ -22,7 +22,7 @@ import pandas as pd
 from analysis.load import BASELINE, block_key
 from analysis.stats import adjust, paired_tests
 
-FACTORS = ("feature_level", "pretraining", "lam", "weighting")
+FACTORS = ("loss", "feature_level", "pretraining", "lam", "weighting")
 MAX_LEVELS_ALL_PAIRS = 6
 COLUMNS = ["metric", "kind", "factor", "a", "b", "context", "n", "mean_diff", "median_diff", "ci_low", "ci_high",
            "statistic", "pvalue", "pvalue_adj", "effect_size"]

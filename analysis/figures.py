@@ -78,3 +78,20 @@ def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.set_yticks(list(y), labels, fontsize=7)
     ax.set_xlabel(f"median per-image effect on {metric} (95% bootstrap CI)")
     return save(fig, path)
+
+
+def heatmap(table: pd.DataFrame, path: Path, title: str, vmin: float = -1.0, vmax: float = 1.0,
+            label: str = "") -> Path:
+    """A annotated diverging heat map (rows × columns of `table`), NaN cells left blank."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(0.9 * table.shape[1] + 3, 0.45 * table.shape[0] + 1.8))
+    im = ax.imshow(table.to_numpy(float), cmap="RdBu", vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(table.shape[1]), table.columns, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+    for (i, j), v in np.ndenumerate(table.to_numpy(float)):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, label=label)
+    ax.set_title(title, fontsize=9)
+    return save(fig, path)

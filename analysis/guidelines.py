@@ -17,7 +17,7 @@ from analysis.load import BASELINE, HIGHER_IS_BETTER
 from analysis.stats import p_clause
 
 MIN_EFFECT = 0.3  # |rank-biserial r| below this is called negligible (a common 'medium' threshold)
-NAMES = {"feature_level": "feature level", "pretraining": "pretraining", "lam": "λ", "weighting": "loss weighting"}
+NAMES = {"loss": "loss", "feature_level": "feature level", "pretraining": "pretraining", "lam": "λ", "weighting": "loss weighting"}
 
 
 def _evidence(metric: str, diff: float, lo: float, hi: float, p: float, r: float, n: int, unit: str = "images") -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "rmse_hu": False}
+from study.metrics import QUALITY_METRICS as HIGHER_IS_BETTER  # noqa: F401  (torch-free: skimage, numpy)
+
 BASELINE = "pixel-only"
 
 

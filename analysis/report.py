@@ -10,9 +10,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from analysis.consistency_section import consistency_section
 from analysis.guidelines import MIN_EFFECT, as_markdown, guidelines
 from analysis.influence import influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets
@@ -160,7 +160,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     seeds = sorted(trials["seed"].unique().tolist())
     factor_text = "; ".join(
         f"{label} {', '.join(sorted({f'{v:g}' if isinstance(v, float) else str(v) for v in trials[col].dropna()}))}"
-        for col, label in (("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
+        for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
                            ("psi_target", "Ψ target")) if col in trials and trials[col].notna().any())
     wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
     lines = [f"# Study report: {results_dir.name}", "",
@@ -196,6 +196,9 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
             lines += sec
             if power:
                 lines += power_section(per_image, m, out / "stats", power_effect)
+    if len(per_image):
+        section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
+        lines += section
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
@@ -207,4 +210,6 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(_html(md, out))
     summary = {m: {k: v for k, v in n.items() if k not in ("pairwise", "effects")} for m, n in numbers.items()}
+    if len(per_image) and numbers_consistency:
+        summary["consistency"] = numbers_consistency
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))

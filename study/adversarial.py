@@ -53,6 +53,14 @@ class WGANGP:
         self.steps += 1
         return loss.detach()
 
+    def state(self) -> dict:
+        return {"critic": self.critic.state_dict(), "opt": self.opt.state_dict(), "steps": self.steps}
+
+    def load(self, state: dict) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["opt"])
+        self.steps = state["steps"]
+
     def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
         for p in self.critic.parameters():
             p.requires_grad_(False)

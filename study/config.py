@@ -22,7 +22,11 @@ WINDOWS: dict[str, tuple[float, float]] = {
     "head": (40.0, 80.0),
 }
 BUILTIN_PRETRAININGS = ("random", "imagenet")
-METRICS = ("psnr", "ssim", "rmse_hu")
+METRICS = ("psnr", "ssim", "rmse_hu")  # the default test metrics
+#: every metric a spec may ask for (study.metrics.QUALITY_METRICS; kept here so that config stays torch-free)
+MetricName = Literal["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
+#: loss terms a `losses:` composition combines by name (study.losses.PIXEL_TERMS)
+PixelTerm = Literal["mse", "l1", "charbonnier", "ssim", "ms_ssim", "sobel"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -146,6 +150,47 @@ class TrainingSpec(_Strict):
     channels_last: bool = Field(True, description="CUDA: channels-last memory format (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile the denoiser (pays a compile per trial)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    val_metrics: list[MetricName] = Field(
+        default_factory=lambda: ["psnr"], description="validation metrics logged every epoch as val_<name> (the best "
+        "epoch is still chosen by val_psnr); the CT-specific ones need phantom data")
+
+
+class CriticSpec(_Strict):
+    """The WGAN-GP critic of an adversarial term (WGAN-VGG's architecture, study.adversarial)."""
+
+    n_critic: int = Field(4, ge=1, description="critic updates per denoiser update")
+    gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight")
+    lr: float = Field(1e-4, gt=0)
+    width: int = Field(64, ge=4, description="filters of the first critic layer (64, 64, 128, 128, 256, 256)")
+
+
+class LossSpec(_Strict):
+    """A named loss (a level of the `loss` factor): a weighted sum of pixel terms, optionally + the perceptual term
+    (its weight is λ from factors.lam, or calibrated for factors.psi_target) and + a WGAN-GP adversarial term."""
+
+    terms: dict[PixelTerm, float] = Field(default_factory=dict, description="pixel term → weight")
+    perceptual: bool = Field(False, description="add λ·L_perceptual (feature_level × pretraining × λ/Ψ factors)")
+    adversarial: float = Field(0.0, ge=0, description="weight of the generator's WGAN-GP term −E[D(G(x))]")
+    critic: CriticSpec = CriticSpec()
+
+    @field_validator("terms")
+    @classmethod
+    def _weights(cls, v):
+        for name, w in v.items():
+            if not (w >= 0 and w < float("inf")):
+                raise ValueError(f"weight of {name!r} must be a finite number ≥ 0, got {w!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not any(w > 0 for w in self.terms.values()) and not self.perceptual:
+            raise ValueError("a loss needs a pixel term with weight > 0 or perceptual: true")
+        return self
+
+
+#: losses a spec may name in factors.loss without defining them: each pixel term alone, and MSE + perceptual
+BUILTIN_LOSSES = {**{t: LossSpec(terms={t: 1.0}) for t in PixelTerm.__args__},
+                  "perceptual": LossSpec(terms={"mse": 1.0}, perceptual=True)}
 
 
 class EncoderSpec(_Strict):
@@ -182,6 +227,8 @@ class Factors(_Strict):
     pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
     lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
     psi_target: list[float] = Field(default_factory=list, description="Ψ targets: λ calibrated inside each trial")
+    loss: list[str] = Field(default_factory=list, description="named losses (built in or under `losses:`); empty = "
+                                                              "paper 1's MSE + λ·perceptual")
     seed: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
     @field_validator("feature_level")
@@ -347,7 +394,9 @@ class StudySpec(_Strict):
     encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
     factors: Factors = Factors()
     metric_window: Union[str, Window] = Field("abdomen", validate_default=True)
-    metrics: list[Literal["psnr", "ssim", "rmse_hu"]] = Field(default_factory=lambda: list(METRICS))
+    metrics: list[MetricName] = Field(default_factory=lambda: list(METRICS), description="test metrics per image "
+                                      "(psnr, ssim and rmse_hu are always computed)")
+    losses: dict[str, LossSpec] = Field(default_factory=dict, description="named losses for factors.loss")
     resources: Resources = Resources()
     tracking: Tracking = Tracking()
     search: Optional[SearchSpec] = None
@@ -380,6 +429,22 @@ class StudySpec(_Strict):
         for name in self.encoders:
             if not _NAME.match(name):
                 raise ValueError(f"encoders: bad name {name!r}")
+        for name in self.factors.loss:
+            if name not in self.losses and name not in BUILTIN_LOSSES:
+                raise ValueError(f"factors.loss: {name!r} is neither built in {sorted(BUILTIN_LOSSES)} nor defined "
+                                 f"under 'losses'")
+            if self.loss(name).perceptual and not (any(x > 0 for x in self.factors.lam) or self.factors.psi_target):
+                raise ValueError(f"factors.loss: {name!r} has a perceptual term but factors.lam has no λ > 0 and "
+                                 f"factors.psi_target is empty")
+            if self.loss(name).perceptual and self.factors.psi_target and not any(self.loss(name).terms.values()):
+                raise ValueError(f"factors.loss: {name!r} has no pixel term, so a Ψ target (the perceptual share of "
+                                 f"pixel + perceptual) cannot be reached")
+        if self.search and self.factors.loss:
+            raise ValueError("search: the Optuna refinement tunes λ/Ψ of paper 1's grid; it does not combine with "
+                             "factors.loss")
+        for name in self.losses:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$", name):
+                raise ValueError(f"losses: bad name {name!r}")
         return self
 
     @property
@@ -389,6 +454,9 @@ class StudySpec(_Strict):
 
     def output_dir(self, override: str | Path | None = None) -> Path:
         return Path(override or self.output or Path("results") / self.name)
+
+    def loss(self, name: str) -> LossSpec:
+        return self.losses[name] if name in self.losses else BUILTIN_LOSSES[name]
 
     def encoder(self, name: str) -> EncoderSpec:
         if name in self.encoders:

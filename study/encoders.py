@@ -16,9 +16,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -34,6 +34,7 @@ class Trial:
     lam: Optional[float]  # None for a Ψ-target trial (λ is calibrated inside the trial)
     seed: int
     psi_target: Optional[float] = None
+    loss: Optional[str] = None  # a level of the `loss` factor (None: paper 1's MSE + λ·perceptual)
     run_key: str = ""
     config: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -44,25 +45,27 @@ class Trial:
     @property
     def configuration(self) -> str:
         """Label of the configuration (all factors but the seed)."""
-        return configuration_label(self.feature_level, self.pretraining, self.lam, self.psi_target)
+        return configuration_label(self.feature_level, self.pretraining, self.lam, self.psi_target, self.loss)
 
     def factors(self) -> dict:
         f = {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
         if self.psi_target is not None:  # only then: fixed-λ run keys stay what they were
             f["psi_target"] = self.psi_target
+        if self.loss is not None:  # likewise for studies without a loss factor
+            f["loss"] = self.loss
         return f
 
 
-def configuration_label(feature_level: str, pretraining: str, lam: Optional[float], psi_target: Optional[float] = None) -> str:
+def configuration_label(feature_level: str, pretraining: str, lam: Optional[float], psi_target: Optional[float] = None,
+                        loss: Optional[str] = None) -> str:
+    if loss is not None:
+        return loss if lam == 0 else f"{loss} · {configuration_label(feature_level, pretraining, lam, psi_target)}"
     if psi_target is not None:
         return f"{feature_level} · {pretraining} · Ψ={psi_target:g}"
     if lam == 0:
         return "pixel-only"
     return f"{feature_level} · {pretraining} · λ={lam:g}"
 
-
-def weighting(lam: Optional[float], psi_target: Optional[float]) -> str:
-    return f"Ψ={psi_target:g}" if psi_target is not None else f"λ={lam:g}"
 
 
 def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> dict:
@@ -75,6 +78,9 @@ def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str,
         "data_id": data_id,
         "metric_window": spec.window.model_dump(),
     }
+    if t.loss is not None:
+        loss = spec.loss(t.loss)
+        cfg["loss"] = loss.model_dump(exclude=set() if loss.adversarial else {"critic"})
     if not t.is_baseline:
         enc = spec.encoder(t.pretraining)
         cfg["encoder_id"] = encoder_ids[t.pretraining]
@@ -87,17 +93,24 @@ def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[T
     f = spec.factors
     seen: dict[tuple, Trial] = {}
     arms = [(float(lam), None) for lam in sorted(set(f.lam))] + [(None, float(p)) for p in sorted(set(f.psi_target))]
+    # without a loss factor: paper 1's grid (λ = 0 is the pixel-only baseline); with one, each loss without a
+    # perceptual term is one trial per seed and each loss with one is crossed with the perceptual arms (λ > 0, Ψ)
+    losses = [(None, arms)] if not f.loss else [
+        (name, [a for a in arms if a[0] != 0] if spec.loss(name).perceptual else [(0.0, None)]) for name in f.loss]
     for seed in f.seed:
-        for lam, psi in arms:
-            levels = [NONE] if lam == 0 else f.feature_level
-            pretrainings = [NONE] if lam == 0 else f.pretraining
-            for level in levels:
-                for pre in pretrainings:
-                    key = (level, pre, lam, psi, int(seed))
-                    if key in seen:
-                        continue
-                    t = Trial(level, pre, lam, int(seed), psi)
-                    cfg = trial_config(spec, t, data_id, encoder_ids)
-                    seen[key] = Trial(level, pre, lam, int(seed), psi, run_key=short_hash(cfg), config=cfg)
-    return sorted(seen.values(), key=lambda t: (not t.is_baseline, t.feature_level, t.pretraining,
-                                                t.psi_target is not None, t.lam or 0.0, t.psi_target or 0.0, t.seed))
+        for loss, loss_arms in losses:
+            for lam, psi in loss_arms:
+                levels = [NONE] if lam == 0 else f.feature_level
+                pretrainings = [NONE] if lam == 0 else f.pretraining
+                for level in levels:
+                    for pre in pretrainings:
+                        key = (loss, level, pre, lam, psi, int(seed))
+                        if key in seen:
+                            continue
+                        t = Trial(level, pre, lam, int(seed), psi, loss)
+                        cfg = trial_config(spec, t, data_id, encoder_ids)
+                        seen[key] = Trial(level, pre, lam, int(seed), psi, loss, run_key=short_hash(cfg), config=cfg)
+    order = {name: i for i, name in enumerate(f.loss)}
+    return sorted(seen.values(), key=lambda t: (order.get(t.loss, -1), not t.is_baseline, t.feature_level,
+                                                t.pretraining, t.psi_target is not None, t.lam or 0.0,
+                                                t.psi_target or 0.0, t.seed))

@@ -10,27 +10,28 @@ from study.losses import lam_for_influence, perceptual_loss, pixel_loss
 
 
 @torch.no_grad()
-def loss_magnitudes(model, encoder, batches) -> tuple[float, float]:
-    """Mean unweighted L_pixel and L_P of `model` over `batches` [(x, y), ...] (the model in train mode, as in training)."""
+def loss_magnitudes(model, encoder, batches, pixel=pixel_loss) -> tuple[float, float]:
+    """Mean L_pixel and unweighted L_P of `model` over `batches` [(x, y), ...] (the model in train mode, as in
+    training). `pixel(out, y)`: the pixel part of the loss (MSE, or a weighted sum of pixel terms)."""
     pix = perc = 0.0
     for x, y in batches:
         out = model(x)
-        pix += float(pixel_loss(out, y))
+        pix += float(pixel(out, y))
         perc += float(perceptual_loss(encoder, out, y))
     return pix / len(batches), perc / len(batches)
 
 
-def calibrate(model, encoder, batches, psi: float) -> dict:
+def calibrate(model, encoder, batches, psi: float, pixel=pixel_loss) -> dict:
     """λ such that Ψ = psi at the measured magnitudes (paper 1's recipe, done before training instead of after)."""
-    pix, perc = loss_magnitudes(model, encoder, batches)
+    pix, perc = loss_magnitudes(model, encoder, batches, pixel)
     return {"lam": lam_for_influence(psi, pix, perc), "pixel_loss": pix, "perceptual_loss": perc, "psi_target": psi}
 
 
-def gradient_share(model, encoder, x, y, lam: float) -> float:
+def gradient_share(model, encoder, x, y, lam: float, pixel=pixel_loss) -> float:
     """Ψ_g = ‖λ ∇_out L_P‖ / (‖∇_out L_pixel‖ + ‖λ ∇_out L_P‖) at the network output on a probe batch: how much of
     the signal that actually steers the network comes from the perceptual term."""
     out = model(x).detach().requires_grad_(True)
-    g_pix = torch.autograd.grad(pixel_loss(out, y), out)[0]
+    g_pix = torch.autograd.grad(pixel(out, y), out)[0]
     g_per = torch.autograd.grad(perceptual_loss(encoder, out, y), out)[0] * lam
     a, b = float(g_pix.norm()), float(g_per.norm())
     return 0.0 if b == 0 else b / (a + b)

@@ -67,11 +67,27 @@ PIXEL_TERMS = {"mse": pixel_loss, "l1": l1_loss, "charbonnier": charbonnier_loss
 
 
 def term_shares(values: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
-    """Ψ generalised to k terms: each term's share w_i·L_i / Σ_j w_j·L_j of the total loss (0 when the total is 0)."""
-    weighted = {k: weights[k] * values[k] for k in values}
+    """Ψ generalised to k terms: each term's share |w_i·L_i| / Σ_j |w_j·L_j| of the total loss (0 when the total is
+    0). Magnitudes, because an adversarial term (−E[D(G(x))]) has a sign; for non-negative terms this is w_i·L_i / L."""
+    weighted = {k: abs(weights[k] * values[k]) for k in values}
     total = sum(weighted.values())
     return {k: (v / total if total else 0.0) for k, v in weighted.items()}
 
 
 # the contract names live in torch-free study.psi (analysis/ uses them without torch)
 from study.psi import lam_for_influence, perceptual_influence  # noqa: E402,F401
+
+
+def weighted_pixel_loss(terms: dict[str, float]):
+    """The pixel part Σ w_i·L_i of a loss (config.LossSpec.terms) as one function (out, target) → tensor; also its
+    unweighted terms: `fn.parts(out, target)` → [L_i]."""
+    fns = [(PIXEL_TERMS[name], float(w)) for name, w in terms.items()]
+
+    def parts(output, target):
+        return [fn(output, target) for fn, _ in fns]
+
+    def total(output, target):
+        return sum(w * v for (_, w), v in zip(fns, parts(output, target)))
+
+    total.parts = parts
+    return total

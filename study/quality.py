@@ -89,3 +89,57 @@ def edge_width(profile: np.ndarray, spacing: float = 1.0) -> float:
     q = np.maximum.accumulate(q)  # monotone for interpolation (noise-free profiles already are)
     x = np.arange(len(q)) * spacing
     return float(np.interp(0.9, q, x) - np.interp(0.1, q, x))
+
+
+# -- regions of the phantom's label map (study.data.phantoms: 1 = liver parenchyma, 2 + k = lesion k) ----------------
+
+def _disk(r: int) -> np.ndarray:
+    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    return x * x + y * y <= r * r
+
+
+def lesion_rois(labels: np.ndarray, ring: tuple[int, int] = (2, 5)) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(lesion, background) masks per lesion: the lesion's pixels, and a ring `ring` pixels around it inside the
+    liver parenchyma (away from every lesion). Lesions with < 3 pixels or rings with < 10 are left out."""
+    labels = np.asarray(labels)
+    liver = labels == 1
+    any_lesion = ndimage.binary_dilation(labels >= 2, _disk(ring[0]))
+    rois = []
+    for k in np.unique(labels[labels >= 2]):
+        lesion = labels == k
+        bg = ndimage.binary_dilation(lesion, _disk(ring[1])) & liver & ~any_lesion
+        if lesion.sum() >= 3 and bg.sum() >= 10:
+            rois.append((lesion, bg))
+    return rois
+
+
+def uniform_roi(labels: np.ndarray, margin: int = 2) -> np.ndarray:
+    """The liver parenchyma eroded by `margin` pixels, away (margin + 1 pixels) from every lesion."""
+    labels = np.asarray(labels)
+    liver = ndimage.binary_erosion(labels == 1, _disk(margin))
+    return liver & ~ndimage.binary_dilation(labels >= 2, _disk(margin + 1))
+
+
+def edge_profile(image_hu: np.ndarray, body: dict, inner: float = 3.0, outer: float = 3.0, step: float = 0.25,
+                 n_angles: int = 64) -> np.ndarray:
+    """Mean profile across the body outline (air → subcutaneous fat), sampled along `n_angles` rays from the body
+    centre from `outer` pixels outside to `inner` pixels inside the ellipse; noise averages out over the rays."""
+    t = np.linspace(0, 2 * np.pi, n_angles, endpoint=False)
+    d = np.arange(-inner, outer + step / 2, step)  # signed distance from the outline, outwards positive
+    # the ellipse's radius along each ray, then points at radius r(θ) + d
+    r = 1.0 / np.sqrt((np.cos(t) / body["rx"]) ** 2 + (np.sin(t) / body["ry"]) ** 2)
+    rad = r[:, None] + d[None, :]
+    ys, xs = body["cy"] + rad * np.sin(t)[:, None], body["cx"] + rad * np.cos(t)[:, None]
+    samples = ndimage.map_coordinates(np.asarray(image_hu, np.float64), [ys.ravel(), xs.ravel()], order=1,
+                                      mode="nearest").reshape(rad.shape)
+    return samples.mean(axis=0)[::-1]  # from outside (air) to inside (fat)
+
+
+def ct_metrics(image_hu: np.ndarray, labels: np.ndarray, body: dict, pixel_mm: float) -> dict[str, float]:
+    """noise_std (HU, liver ROI), cnr (mean over the lesions), edge_width (mm, 10–90 % across the body outline)."""
+    scale = max(1.0, labels.shape[0] / 128)  # the fat layer is ≥ ~4 px thick at 128²: stay inside it
+    rois = lesion_rois(labels)
+    roi = uniform_roi(labels)
+    return {"noise_std": noise_std(image_hu, roi) if roi.sum() >= 10 else float("nan"),
+            "cnr": float(np.mean([cnr(image_hu, a, b) for a, b in rois])) if rois else float("nan"),
+            "edge_width": edge_width(edge_profile(image_hu, body, 3 * scale, 3 * scale), 0.25) * pixel_mm}

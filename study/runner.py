@@ -20,7 +20,7 @@ from study.config import StudySpec
 from study.data.patches import data_id as make_data_id
 from study.encoder_cache import encoder_key
 from study.errors import StudyError
-from study.grid import Trial, expand, weighting
+from study.grid import Trial, expand
 from study.results import read_record, trial_dir, trial_state, write_json, write_tables
 from study.train import TrialSpec
 
@@ -44,7 +44,9 @@ class Plan:
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
     out = spec.output_dir(output)
     did = make_data_id(spec.data)
-    needs_encoder = any(v > 0 for v in spec.factors.lam) or bool(spec.factors.psi_target)
+    f = spec.factors
+    needs_encoder = (any(v > 0 for v in f.lam) or bool(f.psi_target)) and (
+        not f.loss or any(spec.loss(name).perceptual for name in f.loss))
     used = sorted(set(spec.factors.pretraining)) if needs_encoder else []
     keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights) for name in used}
     return Plan(spec, out, expand(spec, did, keys), did, keys)
@@ -53,12 +55,11 @@ def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_
 def print_table(p: Plan, console: Console) -> None:
     states = p.states()
     table = Table(title=f"study '{p.spec.name}' → {p.out}")
-    for col in ("#", "configuration", "feature_level", "pretraining", "weighting", "seed", "run_key", "state"):
-        # never cut a name: the configuration stays whole, the other columns wrap
-        table.add_column(col, no_wrap=col == "configuration", overflow="fold")
+    # the configuration label names every factor (loss, feature level, pretraining, λ/Ψ); it wraps, never cut
+    for col in ("#", "configuration", "seed", "run_key", "state"):
+        table.add_column(col, no_wrap=col in ("#", "run_key"), overflow="fold")
     for i, t in enumerate(p.trials):
-        table.add_row(str(i), t.configuration, t.feature_level, t.pretraining, weighting(t.lam, t.psi_target), str(t.seed), t.run_key,
-                      states[t.run_key])
+        table.add_row(str(i), t.configuration, str(t.seed), t.run_key, states[t.run_key])
     console.print(table)
     counts = {s: list(states.values()).count(s) for s in ("finished", "running", "failed", "pending")}
     console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
@@ -82,7 +83,8 @@ def trial_spec(p: Plan, t: Trial, data, encoders: dict) -> TrialSpec:
             encoder_path=str(Path(enc_path).resolve()) if enc_path else None,
             encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
             encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
-            example_images=s.tracking.example_images, gpu_fraction=s.resources.gpu)
+            example_images=s.tracking.example_images, gpu_fraction=s.resources.gpu, loss=t.loss,
+            loss_spec=s.loss(t.loss).model_dump() if t.loss is not None else None, metrics=list(s.metrics))
 
 
 def _input_mode(spec: StudySpec, pretraining: str) -> str:

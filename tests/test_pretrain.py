@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
-import pytest
 import torch
 from skimage.io import imsave
 from typer.testing import CliRunner

@@ -21,7 +21,7 @@ from study.config import DataSpec
 from study.errors import StudyError
 from study.grid import short_hash
 
-GENERATOR_VERSION = "pairs-v2"
+GENERATOR_VERSION = "pairs-v3"  # v3: phantom label maps and body outlines
 SPLITS = ("train", "val", "test")
 
 
@@ -55,8 +55,17 @@ class _SplitWriter:
     def __init__(self, folder: Path, split: str):
         self.folder, self.split, self.shape, self.n, self.meta = folder, split, None, 0, []
         self.raw = {k: open(folder / f"{split}_{k}.raw", "wb") for k in ("ld", "fd")}
+        self.labels = None  # raw file of uint8 label maps, when the source gives them (phantoms)
 
     def add(self, ld: np.ndarray, fd: np.ndarray, meta: dict) -> None:
+        meta = dict(meta)
+        labels = meta.pop("labels", None)
+        if self.n and (labels is None) != (self.labels is None):
+            raise StudyError(f"{meta.get('image_id')}: label maps given for some {self.split} slices but not others")
+        if labels is not None:
+            if self.labels is None:
+                self.labels = open(self.folder / f"{self.split}_labels.raw", "wb")
+            self.labels.write(np.ascontiguousarray(labels, np.uint8).tobytes())
         if self.shape is None:
             self.shape = ld.shape
         if ld.shape != self.shape or fd.shape != self.shape:
@@ -80,7 +89,18 @@ class _SplitWriter:
             arr.flush()
             del arr, src
             raw.unlink()
+        if self.labels is not None:
+            self.labels.close()
+            raw = self.folder / f"{self.split}_labels.raw"
+            labels = np.memmap(raw, dtype=np.uint8, mode="r", shape=(self.n, *self.shape))
+            np.save(self.folder / f"{self.split}_labels.npy", labels)
+            del labels
+            raw.unlink()
         (self.folder / f"{self.split}_meta.json").write_text(json.dumps(self.meta))
+
+    def close_files(self) -> None:
+        for fh in [*self.raw.values(), *([self.labels] if self.labels else [])]:
+            fh.close()
 
 
 def geometry(spec: DataSpec) -> str:
@@ -136,8 +156,7 @@ def prepare(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, O
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         for w in writers.values():
-            for fh in w.raw.values():
-                fh.close()
+            w.close_files()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Prepared(final, did, json.loads((final / "manifest.json").read_text())["sha256"])

@@ -3,6 +3,10 @@
 Each slice: an elliptical body with a subcutaneous fat layer and muscle wall, liver, spleen, kidneys, aorta and
 vena cava (contrast-enhanced), bowel gas, a vertebra (cortical shell, cancellous core), low-contrast lesions in
 the liver, and smooth tissue texture. Values follow typical portal-venous HU ranges.
+
+`phantom_slice(..., geometry=True)` also returns what the CT-specific quality metrics need: a label map (1 = liver
+parenchyma, 2 + k = lesion k, 0 = anything else) and the body outline (an ellipse, in pixels) whose air → fat edge
+gives the edge-width profile.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ def _ellipse(yy, xx, cy, cx, ry, rx, angle=0.0):
     return u * u + v * v <= 1.0
 
 
-def phantom_slice(seed: int, size: int = 128) -> np.ndarray:
-    """One synthetic abdominal slice, float32 HU, shape (size, size), air (−1000) outside the body."""
+LIVER, FIRST_LESION = 1, 2  # label-map values
+
+
+def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
+    """One synthetic abdominal slice, float32 HU, shape (size, size), air (−1000) outside the body; with
+    `geometry`, (image, labels uint8 (size, size), body outline {cy, cx, ry, rx} in pixels)."""
     rng = np.random.default_rng(seed)
     u = lambda a, b: rng.uniform(a, b)  # noqa: E731
     yy, xx = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
@@ -62,14 +70,21 @@ def phantom_slice(seed: int, size: int = 128) -> np.ndarray:
     img[_ellipse(yy, xx, vy + 0.08, vx, 0.03, 0.012)] = u(500, 800)
     # low-contrast lesions in the liver
     liver_hu = organs[0][4]
-    for _ in range(rng.integers(1, 4)):
+    labels = np.where(img == liver_hu, LIVER, 0).astype(np.uint8)
+    for k in range(rng.integers(1, 4)):
         r = u(0.012, 0.03)
         m = _ellipse(yy, xx, cy - 0.02 + u(-0.08, 0.08), cx - 0.17 + u(-0.07, 0.07), r, r * u(0.8, 1.2))
-        img[m & (np.abs(img - liver_hu) < 1)] = liver_hu + rng.choice([-1, 1]) * u(10, 30)
+        m &= np.abs(img - liver_hu) < 1
+        img[m] = liver_hu + rng.choice([-1, 1]) * u(10, 30)
+        labels[m] = FIRST_LESION + k
     # smooth texture inside the body
     tex = gaussian_filter(rng.standard_normal((size, size)), sigma=size / 64)
     tex *= 12.0 / (tex.std() + 1e-12)
     img = np.where(body, img + tex, img)
     img = gaussian_filter(img, sigma=0.6)  # finite resolution of a real scanner
     img[~body] = -1000.0
-    return img.astype(np.float32)
+    if not geometry:
+        return img.astype(np.float32)
+    px = size - 1  # the unit square's coordinates → pixel indices
+    outline = {"cy": cy * px, "cx": cx * px, "ry": ry * px, "rx": rx * px}
+    return img.astype(np.float32), labels, outline

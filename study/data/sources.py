@@ -49,13 +49,13 @@ def parallel_map(fn, items: list, workers: int | None):
         yield from pool.map(fn, items, chunksize=max(1, len(items) // (4 * workers)))
 
 
-def _phantom_pair(job: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _phantom_pair(job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     from study.data.phantoms import phantom_slice
     from study.data.simulate import low_dose
 
     seed, size, dose, kw = job
-    clean = phantom_slice(seed, size)
-    return low_dose(clean, dose, seed=seed + 2, **kw), low_dose(clean, 1.0, seed=seed + 1, **kw)
+    clean, labels, body = phantom_slice(seed, size, geometry=True)
+    return low_dose(clean, dose, seed=seed + 2, **kw), low_dose(clean, 1.0, seed=seed + 1, **kw), labels, body
 
 
 def phantom(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]]:
@@ -64,9 +64,11 @@ def phantom(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, dict]
     slots = [(split, i) for split, n in (("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test))
              for i in range(n)]
     jobs = [(slice_seed(spec.seed, split, i), spec.size, spec.dose_fraction, kw) for split, i in slots]
-    for (split, i), (ld, fd) in zip(slots, parallel_map(_phantom_pair, jobs, spec.workers)):
+    for (split, i), (ld, fd, labels, body) in zip(slots, parallel_map(_phantom_pair, jobs, spec.workers)):
         iid = f"{split}-{i:04d}"
-        yield split, ld, fd, {"image_id": iid, "patient": "phantom", "block": iid, "position_mm": 0.0, "series": ""}
+        # labels (liver, lesions) and the body outline feed the CT-specific metrics (CNR, noise, edge width)
+        yield split, ld, fd, {"image_id": iid, "patient": "phantom", "block": iid, "position_mm": 0.0, "series": "",
+                              "body": body, "pixel_mm": spec.fov_mm / spec.size, "labels": labels}
     if spec.real_slices:
         yield from real_slices(spec)
 

@@ -1,0 +1,114 @@
+"""The report's "Do the losses and the metrics agree?" section (the loss-function study's question).
+
+Reads each finished trial's `history.json` (loss terms and validation metrics per epoch) and the per-image test
+metrics; the numbers come from `analysis.consistency`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.consistency import disagreements, ranking_concordance, trajectory_agreement
+from analysis.figures import heatmap
+from analysis.load import HIGHER_IS_BETTER
+from analysis.sections import md_table
+
+DISAGREE_TAU = 0.5  # pairs of metrics whose rankings correlate less than this are called out
+
+
+def load_histories(results_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per (finished trial, epoch): run_key, configuration, epoch and the logged terms and metrics."""
+    frames = []
+    for key, config in trials.loc[trials["status"] == "finished", ["run_key", "configuration"]].itertuples(index=False):
+        path = Path(results_dir) / "trials" / key / "history.json"
+        if path.is_file():
+            frames.append(pd.DataFrame(json.loads(path.read_text())).assign(run_key=key, configuration=config))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def dominant_terms(history: pd.DataFrame) -> dict[str, str]:
+    """configuration → the loss term with the largest share of its total at the last epoch (mean over seeds), the
+    configurations trained on one term alone first (they are what "the loss optimised" means most plainly)."""
+    shares = [c for c in history if c.startswith("share_")]
+    if not shares:
+        return {}
+    last = history.sort_values("epoch").groupby("run_key").tail(1)
+    mean = last.groupby("configuration")[shares].mean()
+    top = mean.max(axis=1).sort_values(ascending=False, kind="stable")
+    return {c: mean.loc[c].idxmax().removeprefix("share_") for c in top.index}
+
+
+def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str],
+                        out: Path) -> tuple[list[str], dict]:
+    """Markdown lines, CSVs under stats/, heat maps under figures/; and the numbers (for summary.json)."""
+    history = load_histories(results_dir, trials)
+    if history.empty or per_image["configuration"].nunique() < 2:
+        return [], {}
+    lines = ["## Do the losses and the metrics agree?", ""]
+    numbers: dict = {}
+    # 0. what each configuration's loss was made of: Ψ generalised to k terms, at the last epoch
+    share_cols = [c for c in history if c.startswith("share_")]
+    if share_cols:
+        last = history.sort_values("epoch").groupby("run_key").tail(1)
+        shares = last.groupby("configuration")[share_cols].mean().rename(columns=lambda c: c.removeprefix("share_"))
+        shares.reset_index().to_csv(out / "stats" / "loss_term_shares.csv", index=False)
+        lines += ["**Loss composition.** Share of each term in the total loss at the last epoch, |w·L| / Σ|w·L| "
+                  "(Ψ generalised to k terms; mean over seeds; per epoch in MLflow as share_<term>):", "",
+                  md_table(shares.reset_index(), "{:.3f}"), ""]
+    # 1. within trials: loss-term trajectories against validation-metric trajectories over epochs
+    terms = [c for c in history if c.startswith("loss_")] + ["train_loss"]
+    val = {f"val_{m}": h for m, h in HIGHER_IS_BETTER.items() if f"val_{m}" in history}
+    traj = trajectory_agreement(history, terms, val)
+    if len(traj):
+        traj.to_csv(out / "stats" / "consistency_trajectories.csv", index=False)
+        table = traj.groupby(["term", "metric"])["agreement"].mean().unstack("metric")
+        table = table.reindex(index=[t for t in terms if t in table.index], columns=[m for m in val if m in table])
+        heatmap(table, out / "figures" / "consistency_trajectories.png",
+                "loss term vs validation metric over epochs (mean signed Spearman ρ; > 0 = agree)", label="agreement")
+        n_epochs = int(traj["n_epochs"].median())
+        lines += [f"**Within trials.** For each trial, the Spearman correlation over its {n_epochs} epochs (median) "
+                  f"between each loss term and each validation metric, signed so that > 0 means the metric improved "
+                  f"as the term fell; mean over the trials that use the term:", "",
+                  "![trajectory agreement](figures/consistency_trajectories.png)", "",
+                  md_table(table.reset_index(), "{:.2f}"), ""]
+        numbers["trajectory"] = table.to_dict()
+    # 2. across configurations: do the metrics rank the configurations alike?
+    used = [m for m in metrics if m in per_image and per_image[m].notna().any()]
+    means = per_image.groupby(["configuration", "run_key"])[used].mean().groupby("configuration").mean()
+    means = means.dropna(axis=1)  # a metric missing for a configuration cannot rank it
+    used = list(means.columns)
+    if len(means) >= 3 and len(used) >= 2:
+        conc = ranking_concordance(means, {m: HIGHER_IS_BETTER[m] for m in used})
+        ranks, tau = conc["ranks"], conc["tau"]
+        ranks.reset_index().to_csv(out / "stats" / "consistency_ranks.csv", index=False)
+        tau.to_csv(out / "stats" / "consistency_tau.csv", index=False)
+        square = pd.DataFrame(1.0, index=used, columns=used)
+        for r in tau.itertuples(index=False):
+            square.loc[r.a, r.b] = square.loc[r.b, r.a] = r.tau
+        heatmap(square, out / "figures" / "consistency_tau.png",
+                f"Kendall τ between the metrics' rankings of {len(means)} configurations", label="τ")
+        low = tau[tau["tau"] < DISAGREE_TAU].sort_values("tau")
+        lines += [f"**Across configurations.** Each test metric ranks the {len(means)} configurations (test-set means, "
+                  f"seeds averaged; 1 = best). Kendall's W over the {len(used)} metrics = **{conc['kendall_w']:.2f}** "
+                  f"(Friedman p = {conc['pvalue']:.3g}; 1 = identical rankings). Pairwise Kendall τ:", "",
+                  "![metric rank agreement](figures/consistency_tau.png)", "",
+                  md_table(ranks.reset_index(), "{:.1f}"), ""]
+        shown = low.head(10)
+        lines += ([f"{len(low)} of {len(tau)} metric pairs disagree (τ < {DISAGREE_TAU}); the strongest: " + "; ".join(
+                      f"{r.a} vs {r.b} (τ = {r.tau:.2f})" for r in shown.itertuples(index=False))
+                   + (" (all in stats/consistency_tau.csv)." if len(low) > len(shown) else "."), ""]
+                  if len(low) else [f"All metric pairs agree with τ ≥ {DISAGREE_TAU}.", ""])
+        numbers.update({"kendall_w": conc["kendall_w"], "kendall_w_pvalue": conc["pvalue"],
+                        "tau": tau.to_dict("records")})
+        # 3. "metric prefers X, loss optimised Y"
+        dis = disagreements(means, {m: HIGHER_IS_BETTER[m] for m in used}, dominant_terms(history))
+        if len(dis):
+            dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
+            lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "
+                      "optimised = its dominant term, the largest share of its total loss at the last epoch)", "",
+                      md_table(dis, "{:.1f}"), ""]
+            numbers["disagreements"] = dis.to_dict("records")
+    return lines, numbers
