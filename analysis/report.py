@@ -91,7 +91,7 @@ def _geometry(results_dir: Path, trials: pd.DataFrame) -> str:
 
 def extra_section(name: str, images: pd.DataFrame, metrics: list[str], stats_dir: Path) -> list[str]:
     """A small extra test set (e.g. the real CT slices): means per configuration, descriptive only (no tests)."""
-    cols = [m for m in metrics if m in images]
+    cols = [m for m in metrics if m in images and images[m].notna().any()]  # CT-specific ones need phantoms
     table = images.groupby("configuration")[cols].mean()
     inputs = {m: images[f"input_{m}"].mean() for m in cols if f"input_{m}" in images}
     table.loc["low-dose input"] = pd.Series(inputs)
@@ -127,7 +127,7 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     results_dir = Path(results_dir)
     trials, all_images = load_results(results_dir)
     per_image, extra = split_test_sets(all_images)
-    metrics = metrics or [m for m in HIGHER_IS_BETTER if m in per_image]
+    metrics = metrics or [m for m in HIGHER_IS_BETTER if m in per_image and per_image[m].notna().any()]
     for m in metrics:
         if m not in per_image:
             raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (have {sorted(HIGHER_IS_BETTER)})")

@@ -439,6 +439,10 @@ class StudySpec(_Strict):
             if self.loss(name).perceptual and self.factors.psi_target and not any(self.loss(name).terms.values()):
                 raise ValueError(f"factors.loss: {name!r} has no pixel term, so a Ψ target (the perceptual share of "
                                  f"pixel + perceptual) cannot be reached")
+        ct = sorted({"noise_std", "cnr", "edge_width"} & (set(self.metrics) | set(self.training.val_metrics)))
+        if ct and self.data.source != "phantom":
+            raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "
+                             f"the source is {self.data.source!r}")
         if self.search and self.factors.loss:
             raise ValueError("search: the Optuna refinement tunes λ/Ψ of paper 1's grid; it does not combine with "
                              "factors.loss")

@@ -74,7 +74,8 @@ def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str,
         "factors": t.factors(),
         "model": spec.model.model_dump(),
         "training": {k: v for k, v in spec.training.model_dump().items()
-                     if k not in ("threads", "device", "channels_last", "compile") and not (k == "amp" and not v)},
+                     if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
+                     and not (k == "amp" and not v)},  # what does not change the outcome stays out of the key
         "data_id": data_id,
         "metric_window": spec.window.model_dump(),
     }

@@ -9,6 +9,7 @@ sqlite store has a single writer; the schema is created once, here, before any t
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -22,9 +23,11 @@ def default_uri(results_dir: Path) -> str:
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
+    """Nested params as dotted MLflow param names (characters MLflow refuses in a name, e.g. the '+' of a loss
+    called mse+perceptual, become '_')."""
     out = {}
     for k, v in d.items():
-        key = f"{prefix}{k}"
+        key = f"{prefix}{re.sub(r'[^A-Za-z0-9_. :/-]', '_', str(k))}"
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
         else:

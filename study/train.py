@@ -265,7 +265,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
             terms = parts + ([perceptual_loss(encoder, out, y).float() if lam > 0 else zero] if encoder is not None else [])
             l_adv = adv.generator_loss(o).float() if adv is not None else zero
         l_pix = sum(w * v for w, v in zip(pix_w, parts))
-        total = l_pix + (lam * terms[len(parts)] if encoder is not None and lam > 0 else 0) + adv_weight * l_adv
+        total = (l_pix + (lam * terms[len(parts)] if encoder is not None and lam > 0 else 0)
+                 + (adv_weight * l_adv if critic else 0))  # no adversarial term in a pixel-only warm-up
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

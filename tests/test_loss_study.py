@@ -26,8 +26,8 @@ WGAN = {"terms": {"mse": 1.0, "sobel": 0.5}, "perceptual": True, "adversarial": 
 
 
 def loss_spec(tmp, **over):
-    return tiny_spec(tmp, "loss", losses={"wgan": WGAN},
-                     factors={"loss": ["l1", "ssim", "perceptual", "wgan"], "lam": [0], "psi_target": [0.9],
+    return tiny_spec(tmp, "loss", losses={"mse+wgan": WGAN},
+                     factors={"loss": ["l1", "ssim", "perceptual", "mse+wgan"], "lam": [0], "psi_target": [0.9],
                               "feature_level": ["block1_conv2"], "pretraining": ["random"], "seed": [0]},
                      training={"epochs": 3, "val_metrics": ALL_METRICS}, metrics=ALL_METRICS, **over)
 
@@ -41,6 +41,7 @@ def loss_spec(tmp, **over):
     ({"losses": {"x": {"terms": {}}}, "factors": {"loss": ["x"]}}, r"needs a pixel term"),
     ({"factors": {"loss": ["perceptual"], "lam": [0]}}, r"'perceptual' has a perceptual term but factors.lam"),
     ({"losses": {"x": {"perceptual": True}}, "factors": {"loss": ["x"], "psi_target": [0.9]}}, r"no pixel term"),
+    ({"metrics": ["psnr", "cnr"], "data": {"source": "mayo", "root": "."}}, r"\['cnr'\] need the phantom"),
 ])
 def test_bad_loss_specs_name_the_field(tmp_path, change, message):
     with pytest.raises(StudyError, match=message):
@@ -52,23 +53,27 @@ def test_loss_factor_grid_and_run_keys(tmp_path):
     legacy = expand(base, "d", {"random": "e"})
     assert all("loss" not in t.factors() and "loss" not in t.config for t in legacy)  # paper-1 keys unchanged
     assert [t.configuration for t in legacy][0] == "pixel-only"
+    # validation metrics only add logging: they never change a trial's key
+    more_val = parse_spec(tiny_spec(tmp_path, factors={"lam": [0, 0.1], "psi_target": [0.9]},
+                                    training={"val_metrics": ["psnr", "vif", "cnr"]}))
+    assert [t.run_key for t in expand(more_val, "d", {"random": "e"})] == [t.run_key for t in legacy]
 
-    spec = parse_spec(tiny_spec(tmp_path, losses={"wgan": WGAN}, factors={
-        "loss": ["l1", "perceptual", "wgan"], "lam": [0, 0.1], "psi_target": [0.9], "seed": [0, 1]}))
+    spec = parse_spec(tiny_spec(tmp_path, losses={"mse+wgan": WGAN}, factors={
+        "loss": ["l1", "perceptual", "mse+wgan"], "lam": [0, 0.1], "psi_target": [0.9], "seed": [0, 1]}))
     trials = expand(spec, "d", {"random": "e"})
     by = pd.DataFrame([{**t.factors(), "configuration": t.configuration, "key": t.run_key} for t in trials])
     # l1: one trial per seed, no encoder; each perceptual loss × (λ = 0.1, Ψ = 0.9); λ = 0 is not a perceptual arm
-    assert sorted(by.groupby("loss").size().items()) == [("l1", 2), ("perceptual", 4), ("wgan", 4)]
+    assert sorted(by.groupby("loss").size().items()) == [("l1", 2), ("mse+wgan", 4), ("perceptual", 4)]
     assert set(by.loc[by["loss"] == "l1", "configuration"]) == {"l1"}
-    assert set(by.loc[by["loss"] == "wgan", "configuration"]) == {"wgan · block1_conv2 · random · λ=0.1",
-                                                                  "wgan · block1_conv2 · random · Ψ=0.9"}
+    assert set(by.loc[by["loss"] == "mse+wgan", "configuration"]) == {"mse+wgan · block1_conv2 · random · λ=0.1",
+                                                                      "mse+wgan · block1_conv2 · random · Ψ=0.9"}
     assert by["key"].is_unique
     # a loss's definition is part of its trials' keys, and only of theirs
-    heavier = parse_spec(tiny_spec(tmp_path, losses={"wgan": {**WGAN, "adversarial": 1e-2}}, factors={
-        "loss": ["l1", "perceptual", "wgan"], "lam": [0, 0.1], "psi_target": [0.9], "seed": [0, 1]}))
+    heavier = parse_spec(tiny_spec(tmp_path, losses={"mse+wgan": {**WGAN, "adversarial": 1e-2}}, factors={
+        "loss": ["l1", "perceptual", "mse+wgan"], "lam": [0, 0.1], "psi_target": [0.9], "seed": [0, 1]}))
     changed = {t.run_key for t in expand(heavier, "d", {"random": "e"})} ^ set(by["key"])
-    assert changed and changed <= set(by.loc[by["loss"] == "wgan", "key"]) | {
-        t.run_key for t in expand(heavier, "d", {"random": "e"}) if t.loss == "wgan"}
+    assert changed and changed <= set(by.loc[by["loss"] == "mse+wgan", "key"]) | {
+        t.run_key for t in expand(heavier, "d", {"random": "e"}) if t.loss == "mse+wgan"}
     assert len(changed) == 8  # 4 old wgan keys out, 4 new in
 
 
@@ -128,7 +133,7 @@ def wgan_trial(tmp_path_factory):
     spec = parse_spec(loss_spec(tmp))
     p = plan(spec)
     data, encoders = prepare(p, _quiet())
-    trial = next(t for t in p.trials if t.loss == "wgan")
+    trial = next(t for t in p.trials if t.loss == "mse+wgan")
     return trial_spec(p, trial, data, encoders)
 
 
@@ -180,7 +185,7 @@ def test_loss_study_runs_and_reports_consistency(tmp_path):
     out = tmp_path / "loss"
     trials, images = pd.read_parquet(out / "trials.parquet"), pd.read_parquet(out / "per_image.parquet")
     assert (trials["status"] == "finished").all() and len(trials) == 8
-    assert set(trials["loss"]) == {"l1", "ssim", "perceptual", "wgan"}
+    assert set(trials["loss"]) == {"l1", "ssim", "perceptual", "mse+wgan"}
     assert images.loc[images["test_set"] == "test", ["cnr", "noise_std", "edge_width"]].notna().all().all()
     report = (out / "report" / "report.md").read_text()
     assert "## Do the losses and the metrics agree?" in report and "Kendall's W over the 9 metrics" in report
@@ -191,12 +196,12 @@ def test_loss_study_runs_and_reports_consistency(tmp_path):
     dis = pd.read_csv(out / "report" / "stats" / "consistency_disagreements.csv")
     assert set(dis["metric"]) >= {"ssim"} and dis.loc[dis["metric"] == "ssim", "optimised_by"].item() == "ssim"
     shares = pd.read_csv(out / "report" / "stats" / "loss_term_shares.csv").set_index("configuration")
-    assert shares.loc["l1", "l1"] == 1.0 and shares.loc["wgan · block1_conv2 · random · Ψ=0.9", "adversarial"] > 0
+    assert shares.loc["l1", "l1"] == 1.0 and shares.loc["mse+wgan · block1_conv2 · random · Ψ=0.9", "adversarial"] > 0
     # MLflow: every child run has one point per epoch of each term's share
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{out / 'mlflow.db'}"
     runs = mlflow_runs(uri, "loss")
-    child = runs[runs["tags.run_key"] == trials.loc[trials["loss"] == "wgan", "run_key"].iloc[0]]
+    child = runs[runs["tags.run_key"] == trials.loc[trials["loss"] == "mse+wgan", "run_key"].iloc[0]]
     history = MlflowClient(tracking_uri=uri).get_metric_history(child["run_id"].item(), "share_adversarial")
     assert [m.step for m in history] == [0, 1, 2]
