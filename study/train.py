@@ -31,6 +31,12 @@ from study.metrics import quality_metrics
 #: what a trial reports after every epoch (besides `epoch`)
 EPOCH_METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_grad", "val_psnr", "val_mse",
                  "patches_per_s", "peak_mem_mb")
+EPOCH_PREFIXES = ("loss_", "wloss_", "share_", "val_", "critic_")  # per term / per validation metric
+
+
+def is_epoch_metric(name: str) -> bool:
+    """A key of a trial's per-epoch report (what goes to MLflow as a series), not one Ray Tune adds."""
+    return name in EPOCH_METRICS or name.startswith(EPOCH_PREFIXES)
 
 
 class Diverged(RuntimeError):

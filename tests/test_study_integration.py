@@ -91,6 +91,10 @@ def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     client = mlflow.MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     child = children.iloc[0]["run_id"]
     assert len(client.get_metric_history(child, "pixel_loss")) == 2  # one point per epoch
+    # the per-term series reach MLflow through Ray's result stream too (one point per epoch, steps 0 and 1)
+    for key in children["run_id"]:
+        assert [m.step for m in client.get_metric_history(key, "share_mse")] == [0, 1]
+        assert [m.step for m in client.get_metric_history(key, "loss_mse")] == [0, 1]
     artifacts = {a.path for a in client.list_artifacts(child)}
     assert {"per_image.parquet", "examples.png", "history.json"} <= artifacts
     assert any(a.path == "report" for a in client.list_artifacts(parents["run_id"].iloc[0]))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from study.backends import Events, Options
 from study.results import read_record
-from study.train import EPOCH_METRICS
+from study.train import is_epoch_metric
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
@@ -64,7 +64,7 @@ def _make_forward(base):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             epoch = int(result.get("epoch", -1))
             if epoch >= 0:
-                metrics = {k: result[k] for k in EPOCH_METRICS if k in result}
+                metrics = {k: v for k, v in result.items() if is_epoch_metric(k)}
                 self.events.on_epoch(trial.config["run_key"], epoch, metrics)
 
         def _done(self, trial, error=None):
