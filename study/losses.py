@@ -74,20 +74,24 @@ def term_shares(values: dict[str, float], weights: dict[str, float]) -> dict[str
     return {k: (v / total if total else 0.0) for k, v in weighted.items()}
 
 
-# the contract names live in torch-free study.psi (analysis/ uses them without torch)
-from study.psi import lam_for_influence, perceptual_influence  # noqa: E402,F401
-
-
 def weighted_pixel_loss(terms: dict[str, float]):
-    """The pixel part Σ w_i·L_i of a loss (config.LossSpec.terms) as one function (out, target) → tensor; also its
-    unweighted terms: `fn.parts(out, target)` → [L_i]."""
-    fns = [(PIXEL_TERMS[name], float(w)) for name, w in terms.items()]
+    """The pixel part Σ w_i·L_i of a loss (config.LossSpec.terms) as one function (out, target) → tensor, with
+    `fn.parts(out, target)` → [L_i] (unweighted), `fn.combine([L_i])` → Σ w_i·L_i and `fn.weights` → [w_i]."""
+    fns = [PIXEL_TERMS[name] for name in terms]
+    weights = [float(w) for w in terms.values()]
 
     def parts(output, target):
-        return [fn(output, target) for fn, _ in fns]
+        return [fn(output, target) for fn in fns]
+
+    def combine(values):
+        return sum(w * v for w, v in zip(weights, values))
 
     def total(output, target):
-        return sum(w * v for (_, w), v in zip(fns, parts(output, target)))
+        return combine(parts(output, target))
 
-    total.parts = parts
+    total.parts, total.combine, total.weights = parts, combine, weights
     return total
+
+
+# the contract names live in torch-free study.psi (analysis/ uses them without torch)
+from study.psi import lam_for_influence, perceptual_influence  # noqa: E402,F401

@@ -236,7 +236,6 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     adv = WGANGP(device, **loss_spec["critic"]) if adv_weight > 0 else None
     # the logged terms: each pixel term, then perceptual and adversarial where used (one device vector per step)
     names = [*loss_spec["terms"], *(["perceptual"] if encoder is not None else []), *(["adversarial"] if adv else [])]
-    pix_w = [float(w) for w in loss_spec["terms"].values()]
     rng = np.random.default_rng(spec.seed)
     cuda = device.type == "cuda"
     fmt = torch.channels_last if cuda and tr.get("channels_last", True) else torch.contiguous_format
@@ -270,7 +269,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
             parts = pixel.parts(o, y)
             terms = parts + ([perceptual_loss(encoder, out, y).float() if lam > 0 else zero] if encoder is not None else [])
             l_adv = adv.generator_loss(o).float() if adv is not None else zero
-        l_pix = sum(w * v for w, v in zip(pix_w, parts))
+        l_pix = pixel.combine(parts)
         total = (l_pix + (lam * terms[len(parts)] if encoder is not None and lam > 0 else 0)
                  + (adv_weight * l_adv if critic else 0))  # no adversarial term in a pixel-only warm-up
         opt.zero_grad(set_to_none=True)
@@ -309,8 +308,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
         if start > 0 and ck.get("hold"):
             hold.load(ck["hold"])
 
-    n_pix, k = len(pix_w), len(names)
-    weights = torch.tensor(pix_w + ([lam] if encoder is not None else []) + ([adv_weight] if adv else []),
+    n_pix, k = len(pixel.weights), len(names)
+    weights = torch.tensor(pixel.weights + ([lam] if encoder is not None else []) + ([adv_weight] if adv else []),
                            device=device, dtype=torch.float64)  # λ's entry is updated where λ changes
     for epoch in range(start, tr["epochs"]):
         model.train()
