@@ -205,3 +205,13 @@ def test_loss_study_runs_and_reports_consistency(tmp_path):
     child = runs[runs["tags.run_key"] == trials.loc[trials["loss"] == "mse+wgan", "run_key"].iloc[0]]
     history = MlflowClient(tracking_uri=uri).get_metric_history(child["run_id"].item(), "share_adversarial")
     assert [m.step for m in history] == [0, 1, 2]
+
+
+def test_spec_names_match_the_implementations():
+    """config stays torch-free by naming metrics and pixel terms itself: the names must be the implemented ones."""
+    from study.config import MetricName, PixelTerm
+    from study.losses import PIXEL_TERMS
+    from study.metrics import QUALITY_METRICS
+
+    assert set(MetricName.__args__) == set(QUALITY_METRICS)
+    assert set(PixelTerm.__args__) == set(PIXEL_TERMS)
