@@ -17,6 +17,7 @@ from analysis.load import HIGHER_IS_BETTER
 from analysis.sections import md_table
 
 DISAGREE_TAU = 0.5  # pairs of metrics whose rankings correlate less than this are called out
+MAX_ROWS = 40  # rank table rows in the report (the CSV has all)
 
 
 def load_histories(results_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
@@ -91,11 +92,15 @@ def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.D
         heatmap(square, out / "figures" / "consistency_tau.png",
                 f"Kendall τ between the metrics' rankings of {len(means)} configurations", label="τ")
         low = tau[tau["tau"] < DISAGREE_TAU].sort_values("tau")
+        shown_ranks = ranks.loc[ranks.mean(axis=1).sort_values(kind="stable").index[:MAX_ROWS]]
         lines += [f"**Across configurations.** Each test metric ranks the {len(means)} configurations (test-set means, "
                   f"seeds averaged; 1 = best). Kendall's W over the {len(used)} metrics = **{conc['kendall_w']:.2f}** "
                   f"(Friedman p = {conc['pvalue']:.3g}; 1 = identical rankings). Pairwise Kendall τ:", "",
                   "![metric rank agreement](figures/consistency_tau.png)", "",
-                  md_table(ranks.reset_index(), "{:.1f}"), ""]
+                  md_table(shown_ranks.reset_index(), "{:.1f}"), ""]
+        if len(ranks) > len(shown_ranks):
+            lines += [f"(the {len(shown_ranks)} configurations with the best mean rank; all {len(ranks)} in "
+                      f"stats/consistency_ranks.csv)", ""]
         shown = low.head(10)
         lines += ([f"{len(low)} of {len(tau)} metric pairs disagree (τ < {DISAGREE_TAU}); the strongest: " + "; ".join(
                       f"{r.a} vs {r.b} (τ = {r.tau:.2f})" for r in shown.itertuples(index=False))
