@@ -30,31 +30,33 @@ def load_histories(results_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def dominant_terms(history: pd.DataFrame) -> dict[str, str]:
-    """configuration → the loss term with the largest share of its total at the last epoch (mean over seeds), the
-    configurations trained on one term alone first (they are what "the loss optimised" means most plainly)."""
-    shares = [c for c in history if c.startswith("share_")]
-    if not shares:
-        return {}
+def last_epoch_shares(history: pd.DataFrame) -> pd.DataFrame:
+    """configuration × term: each term's share of the total loss at the last epoch, mean over seeds."""
+    cols = [c for c in history if c.startswith("share_")]
     last = history.sort_values("epoch").groupby("run_key").tail(1)
-    mean = last.groupby("configuration")[shares].mean()
-    top = mean.max(axis=1).sort_values(ascending=False, kind="stable")
-    return {c: mean.loc[c].idxmax().removeprefix("share_") for c in top.index}
+    return last.groupby("configuration")[cols].mean().rename(columns=lambda c: c.removeprefix("share_"))
+
+
+def dominant_terms(shares: pd.DataFrame) -> dict[str, str]:
+    """configuration → the term with the largest share (`last_epoch_shares`), the configurations trained on one term
+    alone first (they are what "the loss optimised" means most plainly)."""
+    if not shares.shape[1]:  # histories written before terms were logged
+        return {}
+    top = shares.max(axis=1).sort_values(ascending=False, kind="stable")
+    return {c: shares.loc[c].idxmax() for c in top.index}
 
 
 def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str],
                         out: Path) -> tuple[list[str], dict]:
     """Markdown lines, CSVs under stats/, heat maps under figures/; and the numbers (for summary.json)."""
     history = load_histories(results_dir, trials)
-    if history.empty or per_image["configuration"].nunique() < 2:
+    if history.empty or "configuration" not in per_image or per_image["configuration"].nunique() < 2:
         return [], {}
     lines = ["## Do the losses and the metrics agree?", ""]
     numbers: dict = {}
     # 0. what each configuration's loss was made of: Ψ generalised to k terms, at the last epoch
-    share_cols = [c for c in history if c.startswith("share_")]
-    if share_cols:
-        last = history.sort_values("epoch").groupby("run_key").tail(1)
-        shares = last.groupby("configuration")[share_cols].mean().rename(columns=lambda c: c.removeprefix("share_"))
+    shares = last_epoch_shares(history)
+    if shares.shape[1]:
         shares.reset_index().to_csv(out / "stats" / "loss_term_shares.csv", index=False)
         lines += ["**Loss composition.** Share of each term in the total loss at the last epoch, |w·L| / Σ|w·L| "
                   "(Ψ generalised to k terms; mean over seeds; per epoch in MLflow as share_<term>):", "",
@@ -109,7 +111,7 @@ def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.D
         numbers.update({"kendall_w": conc["kendall_w"], "kendall_w_pvalue": conc["pvalue"],
                         "tau": tau.to_dict("records")})
         # 3. "metric prefers X, loss optimised Y"
-        dis = disagreements(means, {m: HIGHER_IS_BETTER[m] for m in used}, dominant_terms(history))
+        dis = disagreements(means, {m: HIGHER_IS_BETTER[m] for m in used}, dominant_terms(shares))
         if len(dis):
             dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
             lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "

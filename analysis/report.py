@@ -196,9 +196,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
             lines += sec
             if power:
                 lines += power_section(per_image, m, out / "stats", power_effect)
-    if len(per_image):
-        section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
-        lines += section
+    section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
+    lines += section
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
@@ -210,6 +209,6 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(_html(md, out))
     summary = {m: {k: v for k, v in n.items() if k not in ("pairwise", "effects")} for m, n in numbers.items()}
-    if len(per_image) and numbers_consistency:
+    if numbers_consistency:
         summary["consistency"] = numbers_consistency
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))

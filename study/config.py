@@ -24,6 +24,7 @@ WINDOWS: dict[str, tuple[float, float]] = {
 BUILTIN_PRETRAININGS = ("random", "imagenet")
 METRICS = ("psnr", "ssim", "rmse_hu")  # the default test metrics
 #: every metric a spec may ask for (study.metrics.QUALITY_METRICS; kept here so that config stays torch-free)
+CT_METRICS = ("noise_std", "cnr", "edge_width")  # need the phantom's label map and body outline
 MetricName = Literal["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
 #: loss terms a `losses:` composition combines by name (study.losses.PIXEL_TERMS)
 PixelTerm = Literal["mse", "l1", "charbonnier", "ssim", "ms_ssim", "sobel"]
@@ -439,7 +440,7 @@ class StudySpec(_Strict):
             if self.loss(name).perceptual and self.factors.psi_target and not any(self.loss(name).terms.values()):
                 raise ValueError(f"factors.loss: {name!r} has no pixel term, so a Ψ target (the perceptual share of "
                                  f"pixel + perceptual) cannot be reached")
-        ct = sorted({"noise_std", "cnr", "edge_width"} & (set(self.metrics) | set(self.training.val_metrics)))
+        ct = sorted(set(CT_METRICS) & (set(self.metrics) | set(self.training.val_metrics)))
         if ct and self.data.source != "phantom":
             raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "
                              f"the source is {self.data.source!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from study.config import CT_METRICS
 from study.data.ct import window
 
 
@@ -27,7 +28,6 @@ def image_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: flo
 #: every per-image metric a study can ask for (`metrics:` / `training.val_metrics:` in the spec), higher-is-better
 QUALITY_METRICS = {"psnr": True, "ssim": True, "rmse_hu": False, "ms_ssim": True, "vif": True, "gmsd": False,
                    "noise_std": False, "cnr": True, "edge_width": False}
-CT_METRICS = ("noise_std", "cnr", "edge_width")  # need the phantom's label map and body outline
 
 
 def quality_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: float, names=("psnr", "ssim", "rmse_hu"),

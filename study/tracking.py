@@ -148,12 +148,14 @@ class Tracker:
         """Final metrics, artifacts and status of a trial's run; does nothing if the run already ended."""
         from mlflow.entities import Metric, RunTag
 
+        from study.train import is_epoch_metric  # a summary value named like an epoch series → final_<name>
+
         if self.is_terminal(run_key):
             return
         run_id = self.trial_run(run_key)
         self._backfill(run_key, folder)
         now = int(time.time() * 1000)
-        finals = [Metric(f"final_{k}" if _per_epoch(k) else k, float(v), now, 0)
+        finals = [Metric(f"final_{k}" if is_epoch_metric(k) else k, float(v), now, 0)
                   for k, v in record.items() if _is_number(v) and k not in ("lam", "seed", "finished_at")]
         tags = [RunTag("status", record["status"])]
         if record.get("error"):
@@ -170,13 +172,6 @@ class Tracker:
 
     def close(self, all_finished: bool) -> None:
         self.client.set_terminated(self.parent_id, "FINISHED" if all_finished else "FAILED")
-
-
-def _per_epoch(key: str) -> bool:
-    """A record value whose name is also an epoch metric: logged as final_<key> so the epoch series stays one
-    point per epoch."""
-    return key in ("psi", "pixel_loss", "perceptual_loss", "val_psnr", "patches_per_s") or key.startswith(
-        ("loss_", "wloss_", "share_"))
 
 
 def _is_number(v) -> bool:

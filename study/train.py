@@ -118,16 +118,15 @@ def _predict(model, slices_hu: np.ndarray, hu_range, device, chunk: int = 4) -> 
     return np.concatenate(out)
 
 
-def _geometry(data: Path, name: str, index=None) -> list[dict]:
-    """Per slice of a split: the phantom's label map, body outline and pixel size (what the CT-specific metrics need),
-    or {} where the data have none (DICOM sources, the real slices)."""
+def _geometry(data: Path, name: str):
+    """Slice index → the phantom's label map, body outline and pixel size (what the CT-specific metrics need), or {}
+    where the data have none (DICOM sources, the real slices). The split's meta and label maps are opened once."""
     meta_path, labels_path = data / f"{name}_meta.json", data / f"{name}_labels.npy"
     if not (meta_path.is_file() and labels_path.is_file()):
-        return [{}] * (len(index) if index is not None else 0)
+        return lambda i: {}
     metas, labels = json.loads(meta_path.read_text()), np.load(labels_path, mmap_mode="r")
-    index = range(len(metas)) if index is None else index
-    return [{"labels": np.asarray(labels[i]), "body": metas[i]["body"], "pixel_mm": metas[i]["pixel_mm"]}
-            if "body" in metas[i] else {} for i in index]
+    return lambda i: ({"labels": np.asarray(labels[i]), "body": metas[i]["body"], "pixel_mm": metas[i]["pixel_mm"]}
+                      if "body" in metas[i] else {})
 
 
 def _validate(model, val_ld, val_fd, geometry, hu_range, device, low, high, names) -> dict:
@@ -135,7 +134,7 @@ def _validate(model, val_ld, val_fd, geometry, hu_range, device, low, high, name
     pred = _predict(model, val_ld, hu_range, device)
     names = ["psnr", *[n for n in names if n != "psnr"]]
     rows = [quality_metrics(p, r, low, high, names, **g) for p, r, g in zip(pred, val_fd, geometry)]
-    out = {f"val_{n}": float(np.nanmean([r.get(n, np.nan) for r in rows])) for n in names}
+    out = {f"val_{n}": _mean([r.get(n) for r in rows]) for n in names}
     out["val_mse"] = float(np.mean((hu_to_unit(pred, *hu_range) - hu_to_unit(val_fd, *hu_range)) ** 2))
     return out
 
@@ -146,13 +145,12 @@ def _test(model, data: Path, name: str, hu_range, device, low: float, high: floa
     meta_path = data / f"{name}_meta.json"
     metas = json.loads(meta_path.read_text()) if meta_path.is_file() else [
         {"image_id": f"{name}-{i:04d}", "patient": "", "block": f"{name}-{i:04d}"} for i in range(len(ld))]
-    rows, examples = [], {}
+    rows, examples, geometry = [], {}, _geometry(data, name)
     for start in range(0, len(ld), 16):  # bounded memory on large test sets
         x, r = np.asarray(ld[start:start + 16]), np.asarray(fd[start:start + 16])
         pred = _predict(model, x, hu_range, device)
-        geometry = _geometry(data, name, range(start, start + len(x)))
-        for k, (p, xi, ri, g) in enumerate(zip(pred, x, r, geometry)):
-            m = metas[start + k]
+        for k, (p, xi, ri) in enumerate(zip(pred, x, r)):
+            m, g = metas[start + k], geometry(start + k)
             row = {"image_id": m["image_id"], "patient": m["patient"], "block": m["block"], "test_set": name,
                    **quality_metrics(p, ri, low, high, names, **g)}
             row.update({f"input_{key}": v for key, v in quality_metrics(xi, ri, low, high, names, **g).items()})
@@ -222,7 +220,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     val_ld, val_fd = np.load(data / "val_ld.npy", mmap_mode="r"), np.load(data / "val_fd.npy", mmap_mode="r")
     keep = np.unique(np.linspace(0, len(val_ld) - 1, min(len(val_ld), int(tr.get("val_slices") or len(val_ld)))).astype(int))
     val_ld, val_fd = np.asarray(val_ld[keep]), np.asarray(val_fd[keep])  # evenly spaced validation slices
-    val_geometry = _geometry(data, "val", keep)
+    val_geometry = [_geometry(data, "val")(i) for i in keep]
     test_sets = [name for name in ("test", "real") if (data / f"{name}_ld.npy").is_file()]
 
     model = build_model(ModelSpec(**spec.model)).to(device)
