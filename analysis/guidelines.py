@@ -1,130 +1,216 @@
-"""Written design rules from the tests, each citing its evidence.
+"""`guidelines.md` rendered from the claims of `guidelines.json` (analysis.claims): a short, ranked list.
 
-A rule is drawn only from a comparison that is significant after Holm adjustment (p_Holm < α) *and* not negligible
-(|rank-biserial r| ≥ MIN_EFFECT). Sources, per metric:
-- the omnibus Friedman test (no rule at all when it is not significant);
-- the best mean rank, and which configurations Wilcoxon–Holm cannot separate from it;
-- each configuration against the pixel-only baseline (pairwise Wilcoxon–Holm);
-- factor effects (analysis.effects): a main effect when significant; simple effects (within one level of another
-  factor) where the interaction with that factor is significant or the main effect is not; significant interactions.
+Order: which factors matter (per metric), the recommended level of each factor that matters and the levels tied with
+it, interactions that change a recommendation, Ψ versus λ, the top group of configurations, where metrics disagree.
+At most MAX_BULLETS bullets; every claim stays in guidelines.json and the tables in stats/.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import json
+import math
+from pathlib import Path
 
-from analysis.load import BASELINE, HIGHER_IS_BETTER
+from analysis.factors import NAMES
 from analysis.stats import p_clause
 
-MIN_EFFECT = 0.3  # |rank-biserial r| below this is called negligible (a common 'medium' threshold)
-NAMES = {"loss": "loss", "feature_level": "feature level", "pretraining": "pretraining", "lam": "λ", "weighting": "loss weighting"}
+MAX_BULLETS = 15
+PRIMARY = 3  # metrics given their own bullets (the first ones of the report); the others are in guidelines.json
+FIRM = ("better", "worse", "depends", "best")
 
 
-def _evidence(metric: str, diff: float, lo: float, hi: float, p: float, r: float, n: int, unit: str = "images") -> str:
-    ci = f" [{lo:+.4g}, {hi:+.4g}]" if pd.notna(lo) and pd.notna(hi) else ""
-    return f"Δ{metric} {diff:+.4g}{ci}, {p_clause(p, 'p_Holm')}, r = {abs(r):.2f}, n = {n} {unit}"
+def _unit(metric: str) -> str:
+    from study.config import METRIC_UNITS
+
+    u = METRIC_UNITS.get(metric, "")
+    return f" {u}" if u else ""
 
 
-def _significant(row, alpha: float, min_effect: float) -> bool:
-    return row.pvalue_adj < alpha and abs(row.effect_size) >= min_effect
+def _num(v: float) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{v:+.3g}"
 
 
-def _oriented(row, higher: bool):
-    """(winner, loser, Δ, lo, hi, r) with Δ = winner − loser in the metric's units."""
-    a_wins = (row.median_diff > 0) == higher if row.median_diff != 0 else (row.effect_size > 0) == higher
-    if a_wins:
-        return row.a, row.b, row.median_diff, row.ci_low, row.ci_high, row.effect_size
-    return row.b, row.a, -row.median_diff, -row.ci_high, -row.ci_low, -row.effect_size
+def evidence(c: dict, with_test: bool = True) -> str:
+    """'Δpsnr +0.82 dB [95% CI +0.31, +1.33], p_Holm = 0.003; test; family; n = …' for one claim."""
+    name, u = ("ΔR²", "") if c.get("unit") else (f"Δ{c['metric']}", _unit(c["metric"]))
+    eff = f"{name} {_num(c['estimate'])}{u} [95% CI {_num(c['ci_low'])}, {_num(c['ci_high'])}]"
+    p = "" if c["p_adj"] is None or not math.isfinite(c["p_adj"]) else ", " + p_clause(c["p_adj"], "p_adj")
+    n = f"n = {c['n_networks']} networks, {c['n_images']} images, {c['n_patients']} patient(s)"
+    return f"{eff}{p}; {c['test']}; family: {c['family']}; {n}" if with_test else f"{eff}{p}"
 
 
-def _context(ctx: str) -> str:
-    if ctx == "all":
-        return "Overall (averaged over the other factors)"
-    factor, level = ctx.split("=", 1)
-    return f"With {NAMES.get(factor, factor)} = {level}"
+def _mark(c: dict) -> str:
+    hit = c.get("still_improving")
+    return f" ⚠ still improving at the last epoch: {', '.join(hit)}" if hit else ""
 
 
-def effect_rules(metric: str, effects: pd.DataFrame, alpha: float, min_effect: float) -> list[str]:
-    if effects is None or effects.empty:
-        return []
-    higher = HIGHER_IS_BETTER.get(metric, True)
-    rules = []
-    inter = effects[effects["kind"] == "interaction"]
-    sig_inter = {tuple(r.factor.split(" × ")) for r in inter.itertuples() if _significant(r, alpha, min_effect)}
-    for r in inter.itertuples():
-        if _significant(r, alpha, min_effect):
-            f, g = r.factor.split(" × ")
-            rules.append(f"{metric}: the {NAMES.get(f, f)} effect ({r.a}) depends on {NAMES.get(g, g)} "
-                         f"({r.b}: {_evidence(metric, r.median_diff, r.ci_low, r.ci_high, r.pvalue_adj, r.effect_size, r.n)}).")
-    for r in effects[effects["kind"] == "main"].itertuples():
-        simple = effects[(effects["kind"] == "simple") & (effects["factor"] == r.factor) & (effects["a"] == r.a)
-                         & (effects["b"] == r.b)]
-        # a main effect that some significant simple effect reverses would mislead: say only the simple effects
-        reversed_ = any(_significant(s, alpha, min_effect) and (s.median_diff > 0) != (r.median_diff > 0)
-                        for s in simple.itertuples())
-        main_sig = _significant(r, alpha, min_effect) and not reversed_
-        if main_sig:
-            w, l_, d, lo, hi, rr = _oriented(r, higher)
-            rules.append(f"{metric}: {_context('all')} prefer {NAMES.get(r.factor, r.factor)} {w} over {l_} "
-                         f"({_evidence(metric, d, lo, hi, r.pvalue_adj, rr, r.n)}).")
-        for s in simple.itertuples():
-            g = s.context.split("=", 1)[0]
-            if main_sig and (r.factor, g) not in sig_inter and (g, r.factor) not in sig_inter:
-                continue  # the main effect already says it
-            if _significant(s, alpha, min_effect):
-                w, l_, d, lo, hi, rr = _oriented(s, higher)
-                rules.append(f"{metric}: {_context(s.context)} prefer {NAMES.get(s.factor, s.factor)} {w} over {l_} "
-                             f"({_evidence(metric, d, lo, hi, s.pvalue_adj, rr, s.n)}).")
-    return rules
+def _level(s: str) -> str:
+    return s.split("=", 1)[1] if s and "=" in s else str(s)
 
 
-def as_markdown(rules: list[str]) -> str:
-    """Rules grouped under one heading per metric (rules start with 'metric: ')."""
-    groups: dict[str, list[str]] = {}
-    for r in rules:
-        head, _, text = r.partition(": ")
-        key = head if text and " " not in head else ""
-        groups.setdefault(key, []).append(text if key else r)
-    out = []
-    for key, items in groups.items():
-        out += ([f"### {key}", ""] if key else ["### All metrics", ""]) + [f"- {i}" for i in items] + [""]
-    return "\n".join(out)
+def _firm(c: dict) -> bool:
+    return c["kind"] in FIRM
 
 
-def guidelines(numbers: dict, alpha: float = 0.05, min_effect: float = MIN_EFFECT) -> list[str]:
-    """Rules for every metric in `numbers` (as built by analysis.report), then where the metrics disagree."""
-    rules, best = [], {}
-    for metric, n in numbers.items():
-        higher = HIGHER_IS_BETTER.get(metric, True)
-        fr = n.get("friedman")
-        if fr is not None and fr["pvalue"] >= alpha:
-            rules.append(f"{metric}: no configuration differs (Friedman {p_clause(fr['pvalue'])} ≥ {alpha}); "
-                         f"no rule is drawn.")
-            continue
-        pw = n.get("pairwise")
-        b = n["best"]
-        tied = []
-        if pw is not None:
-            for row in pw.itertuples(index=False):
-                if b in (row.a, row.b) and not _significant(row, alpha, min_effect):
-                    tied.append(row.b if row.a == b else row.a)
-        best[metric] = b
-        verdict = (f"not separated from {', '.join(tied)}" if tied
-                   else "better than every other configuration (Wilcoxon–Holm)")
-        rules.append(f"{metric}: best mean rank — {b} (mean {n['means'][b]:.4g}; low-dose input "
-                     f"{n['input_mean']:.4g}); {verdict}.")
-        if pw is not None:
-            for row in pw.itertuples(index=False):
-                if BASELINE not in (row.a, row.b) or not _significant(row, alpha, min_effect):
-                    continue
-                w, l_, d, lo, hi, rr = _oriented(row, higher)
-                other = l_ if w == BASELINE else w
-                rules.append(f"{metric}: {other} is {'better' if w == other else 'worse'} than {BASELINE} "
-                             f"({_evidence(metric, d if w == other else -d, lo if w == other else -hi, hi if w == other else -lo, row.pvalue_adj, rr, row.n)}).")
-        rules += effect_rules(metric, n.get("effects"), alpha, min_effect)
+def importance_bullet(metric: str, cs: list[dict]) -> str | None:
+    terms = sorted([c for c in cs if c["kind"] == "factor_importance"], key=lambda c: -c["share"])
+    if not terms:
+        return None
+    matter = [c for c in terms if c["matters"]]
+    shown = matter or terms[:1]
+    parts = [f"{c['subject']} ({c['share']:.0%} of the between-network variance; largest level difference "
+             f"{evidence(c, with_test=False)})" for c in shown]
+    head = f"**{metric} — what matters:** " if matter else f"**{metric} — no factor term is both significant and ≥ " \
+        f"{c_min(terms[0])}:** largest is "
+    return head + "; ".join(parts) + f". ({terms[0]['test']}; family: {terms[0]['family']}; n = {terms[0]['n_networks']} " \
+        f"networks, {terms[0]['n_images']} images, {terms[0]['n_patients']} patient(s).)"
+
+
+def c_min(c: dict) -> str:
+    return f"{c['min_effect']:g}{_unit(c['metric'])}"
+
+
+def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
+    """The recommended level of a factor over the metrics, with the levels tied with it."""
+    levels = [c for c in cs if c.get("factor") == factor and c["kind"] != "depends" and c.get("on") is None
+              and c["subject"].startswith(f"{factor}=") and c["kind"] != "factor_importance"]
+    firm = [c for c in levels if c["kind"] in ("better", "worse") or c.get("would_be") in ("better", "worse")]
+    if not firm:
+        return None
+    parts = []
+    for metric in dict.fromkeys(c["metric"] for c in levels):
+        mine = [c for c in levels if c["metric"] == metric]
+        beats = [c for c in mine if c["kind"] in ("better", "worse") or c.get("would_be") in ("better", "worse")]
+        tied = [_level(c["reference"]) for c in mine if c not in beats]
+        word = "needs ≥ 3 seeds to claim" if any(c["kind"] == "insufficient_replication" for c in beats) else "better than"
+        text = "; ".join(f"{word} {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in beats) or "no level beaten"
+        tie = f"; tied with it: {', '.join(tied)}" if tied else ""
+        parts.append(f"{metric}: use {_level(mine[0]['subject'])} — {text}{tie}")
+    c0 = firm[0]
+    return (f"**{NAMES.get(factor, factor)}:** " + " · ".join(parts) +
+            f". ({c0['test']}; family: {c0['family']}; n = {c0['n_networks']} networks, {c0['n_images']} images, "
+            f"{c0['n_patients']} patient(s).)")
+
+
+def depends_bullet(factor: str, cs: list[dict]) -> str | None:
+    dep = [c for c in cs if c.get("factor") == factor and c.get("on") not in (None, "metric")
+           and (c["kind"] == "depends" or c.get("would_be") == "depends")]
+    if not dep:
+        return None
+    parts = [f"{c['metric']}, with {NAMES.get(c['on'], c['on'])} = {_level(c['context'])}: {_level(c['subject'])} "
+             f"beats {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in dep[:4]]
+    more = f" (+{len(dep) - 4} more in guidelines.json)" if len(dep) > 4 else ""
+    pending = " — needs ≥ 3 seeds to claim" if any(c["kind"] == "insufficient_replication" for c in dep) else ""
+    overall = ", ".join(f"{m}: {_level(r)}" for m, r in dict.fromkeys((c["metric"], c["reference"]) for c in dep))
+    return (f"**{NAMES.get(factor, factor)} depends on {', '.join(sorted({NAMES.get(c['on'], c['on']) for c in dep}))}"
+            f"{pending}** (recommended over all levels: {overall}): " + "; ".join(parts) + more +
+            f". ({dep[0]['test']}; family: {dep[0]['family']}; n = {dep[0]['n_networks']} networks, "
+            f"{dep[0]['n_images']} images, {dep[0]['n_patients']} patient(s).)")
+
+
+def psi_bullet(cs: list[dict]) -> str | None:
+    psi = [c for c in cs if c["subject"] == "Ψ"]
+    if not psi:
+        return None
+    word = {"better": "Ψ explains it better", "worse": "log λ explains it better", "equivalent": "both explain it "
+            "equally", "undecided": "undecided"}
+    parts = [f"{c['metric']}: {word[c.get('would_be', c['kind'])]} (R² {c['r2_psi']:.2f} vs {c['r2_lam']:.2f}; "
+             f"{evidence(c, False)})" for c in psi]
+    c0 = psi[0]
+    return (f"**Ψ versus λ** (paper 1's claim; within feature level × pretraining, {c0['n_cells']} cells): "
+            + "; ".join(parts) + f". ({c0['test']}; family: {c0['family']}; n = {c0['n_networks']} networks, "
+            f"{c0['n_images']} images, {c0['n_patients']} patient(s).)")
+
+
+def top_bullet(c: dict) -> str:
+    tied = c.get("tied") or []
+    group = f"tied with it (not distinguishable from the best): {', '.join(tied)}" if tied else "no configuration ties with it"
+    pending = " (needs ≥ 3 seeds to claim)" if c["kind"] == "insufficient_replication" else ""
+    return (f"**{c['metric']} — best configuration{pending}:** {c['subject']} (mean {c['mean']:.4g}{_unit(c['metric'])}); "
+            f"{group}. Against {c['reference']}: {evidence(c)}{_mark(c)}.")
+
+
+def disagreement_bullet(cs: list[dict]) -> str | None:
+    dis = [c for c in cs if c.get("on") == "metric"]
+    best = {c["metric"]: c["subject"] for c in cs if c.get("would_be", c["kind"]) == "best"}
+    parts = [f"{NAMES.get(c['factor'], c['factor'])}: {c['metric']} prefers {_level(c['subject'])} "
+             f"({evidence(c, False)}), {c['other']['metric']} prefers {_level(c['other']['subject'])} "
+             f"(Δ{c['other']['metric']} {_num(c['other']['estimate'])} [95% CI {_num(c['other']['ci_low'])}, "
+             f"{_num(c['other']['ci_high'])}])" for c in dis]
     if len(set(best.values())) > 1:
-        rules.append("Metrics disagree on the best configuration: " + "; ".join(f"{m}: {b}" for m, b in best.items()) + ".")
-    rules.append(f"Rules are drawn only from Holm-adjusted p < {alpha} with |r| ≥ {min_effect} (rank-biserial); "
-                 f"Δ is the median per-image difference (winner − loser; for better-vs-baseline lines, configuration − "
-                 f"baseline) with its 95% bootstrap CI.")
-    return rules
+        parts.append("best configuration: " + "; ".join(f"{m}: {b}" for m, b in best.items()))
+    if not parts:
+        return None
+    return "**Metrics disagree:** " + "; ".join(parts) + "."
+
+
+def bullets(claims: list[dict]) -> list[str]:
+    metrics = list(dict.fromkeys(c["metric"] for c in claims))[:PRIMARY]
+    cs = [c for c in claims if c["metric"] in metrics]
+    factors = list(dict.fromkeys(c["factor"] for c in cs if c.get("factor")))
+    out = [importance_bullet(m, [c for c in cs if c["metric"] == m]) for m in metrics]
+    out += [recommendation_bullet(f, cs) for f in factors]
+    out += [depends_bullet(f, cs) for f in factors]
+    out += [psi_bullet(cs)]
+    out += [top_bullet(c) for c in cs if c.get("would_be", c["kind"]) == "best"]
+    out += [disagreement_bullet(claims)]
+    return [b for b in out if b]
+
+
+def scope(claims: list[dict], context: dict) -> list[str]:
+    """The paragraph before the list: unit, test set, replication, patients, convergence, thresholds, families."""
+    lines = [f"Unit of every claim: the trained network (configuration × seed; {context['n_networks']} networks, "
+             f"{context['seeds']} seed(s) per configuration at least); test images ({context['n_images']})"
+             + (f" and patients ({context['n_patients']})" if context.get("patients_known", True) else "")
+             + f" are random effects. A difference is called better/worse only when it is "
+             f"significant after Holm correction within its family (α = {context['alpha']}) **and** at least the "
+             f"smallest effect that matters ({context['thresholds']}); practically equivalent when the two one-sided "
+             f"tests put it inside ± that effect; otherwise undecided. Families are per metric, as each bullet names "
+             f"them; metrics are not corrected against each other."]
+    rep = [c for c in claims if c["kind"] == "insufficient_replication" and c["subject"] == "seeds per configuration"]
+    if rep:
+        need = ", ".join(f"{c['metric']}: {c['seeds_needed']:g}" for c in rep)
+        sds = ", ".join(f"{c['metric']}: {c['estimate']:.3g}{_unit(c['metric'])}" for c in rep)
+        lines.append(f"**Replication is insufficient for claims about configurations:** {rep[0]['seeds']} seed(s) per "
+                     f"configuration, fewer than {context['min_seeds']}; the estimates below are reported, not claimed. "
+                     f"Seeds per configuration needed to detect the smallest effect with 80% power, from the "
+                     f"between-network SD measured here ({sds}): {need}.")
+    if context.get("patients_known", True) and context["n_patients"] < context["min_patients"]:
+        lines.append(f"**{context['n_patients']} test patient(s)** (fewer than {context['min_patients']}): the results "
+                     f"describe these patients and cannot generalise across patients.")
+    if context.get("improving"):
+        names = ", ".join(f"{k} ({v:.0%} of seeds)" for k, v in context["improving"].items())
+        lines.append(f"**Still improving at the last epoch** (validation gain ≥ the smallest effect, best epoch last): "
+                     f"{names}. A fixed epoch budget favours fast learners: for claims marked ⚠ the budget, not the "
+                     f"design, may explain the result.")
+    return lines
+
+
+def as_markdown(claims: list[dict], context: dict) -> str:
+    items = bullets(claims)
+    shown = items[:MAX_BULLETS]
+    cut = [f"", f"{len(items) - MAX_BULLETS} more bullet(s) left out to keep the list short; every claim is in "
+           f"`guidelines.json`."] if len(items) > MAX_BULLETS else []
+    return "\n".join(["# Guidelines", "", *[f"{p}\n" for p in scope(claims, context)],
+                      *[f"- {b}" for b in shown], *cut, "",
+                      f"{len(claims)} claims in `guidelines.json`; the contrast tables in `stats/network_*.csv`.", ""])
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if hasattr(v, "item"):
+        return _clean(v.item())
+    return v
+
+
+def write(claims: list[dict], context: dict, out: Path) -> str:
+    """guidelines.json (NaN as null) and guidelines.md under `out`; returns the Markdown."""
+    (out / "guidelines.json").write_text(json.dumps([_clean(c) for c in claims], indent=1, ensure_ascii=False))
+    md = as_markdown(claims, context)
+    (out / "guidelines.md").write_text(md)
+    return md

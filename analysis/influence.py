@@ -1,5 +1,8 @@
 """Perceptual influence across the study: Ψ-curves from measured loss magnitudes (paper 1's figure), the λ each
-(feature level, pretraining) needs for a target Ψ, and metric against Ψ."""
+(feature level, pretraining, training arm) needs for a target Ψ, and metric against Ψ.
+
+Loss magnitudes depend on the λ (or Ψ target) a network was trained with, so they are never averaged across
+training arms: an arm is "λ=<lam>" for fixed-λ trials and "Ψ=<psi_target>" for Ψ-target trials."""
 
 from __future__ import annotations
 
@@ -11,51 +14,78 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.figures import save  # noqa: E402
 from study.psi import lam_for_influence  # noqa: E402 - torch-free
 
 TARGETS = (0.5, 0.9, 0.95, 0.99)
 COMMON_LAM = 0.1
+GROUP = ["feature_level", "pretraining", "arm"]
+STYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
+PSI_TEXT = ("Ψ = λ·L_P / (L_pixel + λ·L_P). For fixed-λ trials it is computed from the unweighted last-epoch means, "
+            "λ·L̄_P / (L̄_pix + λ·L̄_P); for hold-Ψ trials, whose λ changes within an epoch, from the λ-weighted "
+            "per-step sums of the last epoch: the epoch mean of λ_t·L_P,t over (L̄_pix + that mean).")
+
+
+def arm(trials: pd.DataFrame) -> pd.Series:
+    """The training arm of each trial: "Ψ=<psi_target>" where a Ψ target was set, else "λ=<lam>"."""
+    psi = trials["psi_target"] if "psi_target" in trials else pd.Series(np.nan, index=trials.index)
+    lam = trials["lam"] if "lam" in trials else pd.Series(np.nan, index=trials.index)
+    return pd.Series([f"Ψ={p:g}" if pd.notna(p) else f"λ={float(lam_):g}" for p, lam_ in zip(psi, lam)],
+                     index=trials.index, dtype=object)
 
 
 def magnitudes(trials: pd.DataFrame) -> pd.DataFrame:
-    """Mean last-epoch unweighted L_pixel and L_P per (feature level, pretraining), from finished trials that used
-    the encoder (fixed λ > 0 or a Ψ target)."""
+    """Mean last-epoch L_pixel and unweighted L_P per (feature level, pretraining, arm), from finished trials that
+    used the encoder; `n` = trials averaged."""
     t = trials[(trials["status"] == "finished") & (trials["perceptual_loss"].fillna(0) > 0)]
     if t.empty:
-        return pd.DataFrame(columns=["feature_level", "pretraining", "pixel_loss", "perceptual_loss"])
-    return t.groupby(["feature_level", "pretraining"])[["pixel_loss", "perceptual_loss"]].mean().reset_index()
+        return pd.DataFrame(columns=[*GROUP, "n", "pixel_loss", "perceptual_loss"])
+    g = t.assign(arm=arm(t)).groupby(GROUP, dropna=False)
+    out = g[["pixel_loss", "perceptual_loss"]].mean().join(g.size().rename("n")).reset_index()
+    order = out["arm"].map(lambda a: (a[0] != "λ", float(a[2:])))  # fixed λ first, by value, then Ψ targets
+    out = out.assign(_o=order).sort_values(["feature_level", "pretraining", "_o"]).reset_index(drop=True)
+    return out[[*GROUP, "n", "pixel_loss", "perceptual_loss"]]
 
 
 def lam_table(mags: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
+    """One row per (feature level, pretraining, arm): its magnitudes, Ψ at λ = 0.1 and the λ for each target Ψ."""
     rows = []
     for r in mags.itertuples():
-        row = {"feature_level": r.feature_level, "pretraining": r.pretraining, "L_pixel": r.pixel_loss,
-               "L_P": r.perceptual_loss, "psi_at_lam_0.1": COMMON_LAM * r.perceptual_loss /
-               (r.pixel_loss + COMMON_LAM * r.perceptual_loss)}
+        row = {"feature_level": r.feature_level, "pretraining": r.pretraining, "arm": r.arm, "n": r.n,
+               "L_pixel": r.pixel_loss, "L_P": r.perceptual_loss,
+               "psi_at_lam_0.1": COMMON_LAM * r.perceptual_loss / (r.pixel_loss + COMMON_LAM * r.perceptual_loss)}
         row.update({f"lam_for_psi_{p:g}": lam_for_influence(p, r.pixel_loss, r.perceptual_loss) for p in targets})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def psi_curves(mags: pd.DataFrame, path: Path, targets=(0.95,)) -> Path:
+    """Ψ(λ) per (feature level, pretraining, arm): colour per (feature level, pretraining), line style per arm."""
     lams = np.logspace(-9, 3, 400)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    pairs = list(dict.fromkeys(zip(mags["feature_level"], mags["pretraining"])))
+    arms = list(dict.fromkeys(mags["arm"]))
+    colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(pairs)}
+    styles = {a: STYLES[i % len(STYLES)] for i, a in enumerate(arms)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for r in mags.itertuples():
         psi = lams * r.perceptual_loss / (r.pixel_loss + lams * r.perceptual_loss)
-        ax.semilogx(lams, psi, label=f"{r.feature_level} · {r.pretraining}")
-    ax.axvline(COMMON_LAM, ls="--", color="grey", lw=1, label="λ = 0.1 (common choice)")
+        ax.semilogx(lams, psi, color=colours[(r.feature_level, r.pretraining)], ls=styles[r.arm], lw=1.3)
+    ax.axvline(COMMON_LAM, color="grey", lw=0.8, alpha=0.6)
     for p in targets:
-        ax.axhline(p, ls=":", color="k", lw=1)
+        ax.axhline(p, color="grey", lw=0.8, alpha=0.6)
+    handles = [Line2D([], [], color=c, label=f"{lv} · {pre}") for (lv, pre), c in colours.items()]
+    handles += [Line2D([], [], color="k", ls=s, label=f"trained at {a}") for a, s in styles.items()]
+    ax.legend(handles=handles, fontsize=6, loc="upper left", ncol=2 if len(handles) > 8 else 1)
     ax.set_xlabel("λ")
     ax.set_ylabel("Ψ (perceptual share of the loss)")
-    ax.set_title("Ψ-curves from the measured loss magnitudes", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Ψ-curves from the loss magnitudes measured per training arm", fontsize=9)
     return save(fig, path)
 
 
 def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Test metric of each finished trial against its measured last-epoch Ψ; pixel-only mean as a line."""
     t = trials[(trials["status"] == "finished")]
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for (level, pre), g in t[t["psi"] > 0].groupby(["feature_level", "pretraining"]):
@@ -69,7 +99,20 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
     return save(fig, path)
 
 
+def _calibrated(trials: pd.DataFrame) -> list[str]:
+    from analysis.sections import md_table
+
+    cal = trials[trials["psi_target"].notna()] if "psi_target" in trials else trials.iloc[:0]
+    if cal.empty:
+        return []
+    cols = [c for c in ("configuration", "seed", "psi_target", "lam_calibrated", "lam_final", "psi", "psi_grad") if c in cal]
+    return ["Ψ-target trials: the λ calibrated at the start, λ at the end and the Ψ reached:", "",
+            md_table(cal[cols].sort_values(["configuration", "seed"])), ""]
+
+
 def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> list[str]:
+    """Markdown lines (Ψ definition, Ψ-curves figure, λ table, metric-vs-Ψ figure, Ψ-target trials); writes
+    stats/lambda_for_psi.csv and the figures under `out`."""
     from analysis.sections import md_table
 
     mags = magnitudes(trials)
@@ -79,16 +122,13 @@ def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> 
     table.to_csv(out / "stats" / "lambda_for_psi.csv", index=False)
     targets = sorted({float(v) for v in trials.get("psi_target", pd.Series(dtype=float)).dropna()}) or [0.95]
     fig = psi_curves(mags, out / "figures" / "psi_curves.png", targets)
-    lines = ["### Ψ-curves and the λ each encoder needs", "",
-             "Ψ(λ) = λ·L_P / (L_pixel + λ·L_P) from the last-epoch magnitudes measured in this study (means over "
-             "trials); dashed: λ = 0.1, dotted: Ψ target(s).", "", f"![Ψ-curves](figures/{fig.name})", "",
-             md_table(table), ""]
+    lines = ["### Ψ-curves and the λ each encoder needs", "", PSI_TEXT, "",
+             "The curves Ψ(λ) = λ·L_P / (L_pixel + λ·L_P) use the last-epoch magnitudes L_pixel and L_P (unweighted), "
+             "averaged only over trials trained the same way — one curve and one table row per feature level, "
+             "pretraining and training arm (λ=… fixed λ, Ψ=… Ψ target), since the magnitudes depend on the λ a network "
+             "was trained with. Colour: feature level · pretraining; line style: training arm; grey lines: λ = 0.1 "
+             "and the Ψ target(s).", "", f"![Ψ-curves](figures/{fig.name})", "", md_table(table), ""]
     if metric in trials:
         fig = metric_vs_psi(trials, metric, out / "figures" / f"{metric}_vs_psi.png")
         lines += [f"![{metric} against Ψ](figures/{fig.name})", ""]
-    cal = trials[trials.get("psi_target", pd.Series(index=trials.index, dtype=float)).notna()] if "psi_target" in trials else trials.iloc[:0]
-    if len(cal):
-        cols = [c for c in ("configuration", "seed", "psi_target", "lam_calibrated", "lam_final", "psi", "psi_grad") if c in cal]
-        lines += ["Ψ-target trials: the λ calibrated at the start, λ at the end and the Ψ reached:", "",
-                  md_table(cal[cols].sort_values(["configuration", "seed"])), ""]
-    return lines
+    return lines + _calibrated(trials)

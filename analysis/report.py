@@ -12,51 +12,60 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import guidelines
+from analysis.claims import Settings, study_claims
 from analysis.consistency_section import consistency_section
-from analysis.guidelines import MIN_EFFECT, as_markdown, guidelines
+from analysis.convergence import convergence_lines, improving_configurations, still_improving
 from analysis.influence import influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets
-from analysis.sections import ALPHA, md_table, metric_section, power_section
+from analysis.methods import methods_text
+from analysis.network_section import network_section
+from analysis.sections import md_table, metric_section, power_section
+
+
+def _spec_of(results_dir: Path) -> dict:
+    import yaml
+
+    path = results_dir / "study.yaml"
+    spec = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def settings_of(results_dir: Path) -> Settings:
+    """The study's `analysis:` section (study.config.AnalysisSpec), validated; a bad value is a one-line error."""
+    from pydantic import ValidationError
+
+    from study.config import AnalysisSpec
+    from study.errors import StudyError
+
+    raw = _spec_of(results_dir).get("analysis") or {}
+    try:
+        a = AnalysisSpec.model_validate(raw)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        raise StudyError(f"{results_dir / 'study.yaml'}: field 'analysis.{where}': {e['msg']} (got {e.get('input')!r})") from None
+    return Settings(alpha=a.alpha, min_effect=dict(a.min_effect), min_seeds=a.min_seeds, min_patients=a.min_patients,
+                    psi_min_effect=a.psi_min_effect)
+
+
+def patients_known(results_dir: Path, per_image: pd.DataFrame) -> bool:
+    """Whether the test set knows its patients: real data (mayo, tcia, dicom) do, the synthetic phantoms do not."""
+    source = (_spec_of(results_dir).get("data") or {}).get("source", "phantom" if (results_dir / "study.yaml").is_file()
+                                                           and "data" in _spec_of(results_dir) else None)
+    if source == "phantom" or "patient" not in per_image:
+        return False
+    return not per_image["patient"].astype(str).eq("phantom").all()
 
 
 def _window_of(results_dir: Path) -> dict:
-    import yaml
-
-    spec = yaml.safe_load((results_dir / "study.yaml").read_text()) if (results_dir / "study.yaml").is_file() else {}
-    w = (spec or {}).get("metric_window", "abdomen")
+    w = _spec_of(results_dir).get("metric_window", "abdomen")
     if isinstance(w, str):
         from study.config import WINDOWS  # torch-free
 
         c, width = WINDOWS[w]
         return {"name": w, "center": c, "width": width}
     return w
-
-
-def _methods(window: dict, n_images: int, seeds: list, metrics: list[str]) -> str:
-    return (f"Each configuration was trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}). Test images are "
-            f"the blocks (n = {n_images}): each image's metric was first averaged over seeds (and over images that "
-            f"share an anatomical position, where the data define such a block). "
-            f"PSNR and SSIM were computed with scikit-image on images mapped to [0, 1] in the display window "
-            f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU, data range 1); "
-            f"RMSE is in HU over the whole slice. Configurations were compared with the Friedman test (Kendall's W as "
-            f"effect size; Iman–Davenport F alongside) and pairwise two-sided Wilcoxon signed-rank tests (zero "
-            f"differences discarded) with Holm correction over all pairs of a metric, the matched-pairs rank-biserial "
-            f"correlation as effect size and a 95% bootstrap (BCa, 2,000 resamples) confidence interval of the median "
-            f"paired difference; Nemenyi and Conover post-hoc tests and a critical-difference diagram driven by the "
-            f"Wilcoxon–Holm p-values complement them. As sensitivity checks, the Friedman test was repeated per seed "
-            f"and a linear mixed model (metric ~ configuration, random intercept per image, maximum likelihood) was "
-            f"fitted on all image × seed rows. Factor effects were estimated as per-image differences between two "
-            f"levels of a factor with the other factors held fixed and averaged over their combinations, tested with "
-            f"the Wilcoxon signed-rank test against zero (Holm over all effects of a metric); interactions as the "
-            f"per-image difference of such effects between two levels of a second factor. Design rules were drawn only "
-            f"from effects with p_Holm < {ALPHA} and |r| ≥ {MIN_EFFECT}. Metrics: {', '.join(metrics)}. "
-            f"(scipy {_v('scipy')}, statsmodels {_v('statsmodels')}, scikit-posthocs {_v('scikit-posthocs')}.)")
-
-
-def _v(pkg: str) -> str:
-    from importlib.metadata import version
-
-    return version(pkg)
 
 
 def _html(md: str, report_dir: Path) -> str:
@@ -156,38 +165,35 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     (out / "stats").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     window = _window_of(results_dir)
-    counts = trials["status"].value_counts().to_dict()
+    settings = settings_of(results_dir)
+    min_effect = {m: settings.effect(m) for m in HIGHER_IS_BETTER}
     seeds = sorted(trials["seed"].unique().tolist())
-    factor_text = "; ".join(
-        f"{label} {', '.join(sorted({f'{v:g}' if isinstance(v, float) else str(v) for v in trials[col].dropna()}))}"
-        for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
-                           ("psi_target", "Ψ target")) if col in trials and trials[col].notna().any())
-    wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
-    lines = [f"# Study report: {results_dir.name}", "",
-             "## Design", "",
-             f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-             f"configurations: {trials['configuration'].nunique()}; seeds: {', '.join(map(str, seeds))}.",
-             f"- Factors: {factor_text}.",
-             f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0}; metric window: "
-             f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU).",
-             f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
-    geometry = _geometry(results_dir, trials)
-    if geometry:
-        lines += [f"- Data: {geometry}."]
-    missing = trials[trials["status"] != "finished"]
-    if len(missing):
-        lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
-        lines += [md_table(missing[["run_key", "configuration", "seed", "status", "error"]].fillna(""))]
+    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings)]
     psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
     psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
     if len(psi) and psi_cols:
         psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
         lines += ["", "## Perceptual influence", "",
-                  "Ψ = λ·L_P / (L_pixel + λ·L_P) from the unweighted last-epoch means of both terms (mean over seeds).", "",
-                  md_table(psi.reset_index()), ""]
+                  "Ψ = λ·L_P / (L_pixel + λ·L_P) at the last epoch, mean over seeds: for fixed-λ trials from the "
+                  "unweighted epoch means of both terms; for Ψ-target trials that hold Ψ (`hold-psi`) from the "
+                  "λ-weighted per-step sums (λ changes within the epoch).", "", md_table(psi.reset_index()), ""]
         lines += influence_section(trials, out)
+    conv = still_improving(results_dir, trials, min_effect)
+    improving = improving_configurations(conv) if len(conv) else {}
+    if len(conv):
+        conv.to_csv(out / "stats" / "convergence.csv", index=False)
+    claims, context = [], {}
+    if len(per_image):
+        claims, tables = study_claims(per_image, trials, metrics, settings, improving)
+        lines += ["", *network_section(per_image, metrics, tables, min_effect, out)]
+        context = _context(per_image, claims, settings, metrics, improving)
+        context["patients_known"] = patients_known(results_dir, per_image)
+    lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
     numbers = {}
-    lines += ["", "## Results per metric", ""]
+    lines += ["", "## Results per metric, conditional on these trained networks and these test images", "",
+              "Image-blocked analysis (what paper 1 did): seeds averaged, test images as blocks. It describes these "
+              "networks on these images; it does not treat the variation between trained networks or patients as "
+              "error, so the guidelines do not rest on it.", ""]
     if len(per_image) == 0:
         lines += ["No finished trial yet: nothing to test.", ""]
     else:
@@ -201,10 +207,13 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
-    rules = guidelines(numbers, alpha=ALPHA)
-    (out / "guidelines.md").write_text("# Guidelines\n\n" + as_markdown(rules))
-    lines += ["## Guidelines", "", as_markdown(rules),
-              "## Methods", "", _methods(window, numbers[metrics[0]]["n_images"] if numbers else 0, seeds, metrics), ""]
+    if claims:
+        md = guidelines.write(claims, context, out)
+        lines += ["## Guidelines", "", md.split("\n", 2)[2]]
+    else:
+        (out / "guidelines.json").write_text("[]")
+        (out / "guidelines.md").write_text("# Guidelines\n\nNo finished trial yet: no claims.\n")
+    lines += ["## Methods", "", methods_text(window, numbers, seeds, metrics, settings, context), ""]
     md = "\n".join(lines)
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(_html(md, out))
@@ -212,3 +221,49 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     if numbers_consistency:
         summary["consistency"] = numbers_consistency
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+
+
+def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, window: dict, settings: Settings) -> list[str]:
+    counts = trials["status"].value_counts().to_dict()
+    seeds = sorted(trials["seed"].unique().tolist())
+    factor_text = "; ".join(
+        f"{label} {', '.join(sorted({f'{v:g}' if isinstance(v, float) else str(v) for v in trials[col].dropna() if v != 'none'}))}"
+        for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
+                           ("psi_target", "Ψ target")) if col in trials and trials[col].notna().any())
+    wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
+    known = patients_known(results_dir, per_image)
+    patients = sorted(per_image["patient"].dropna().astype(str).unique()) if known else []
+    lines = ["## Design", "",
+             f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+             f"configurations: {trials['configuration'].nunique()} (including the pixel-only baseline where present); "
+             f"seeds: {', '.join(map(str, seeds))}.",
+             f"- Factors: {factor_text}.",
+             f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0} "
+             + (f"from {len(patients)} patient(s) ({', '.join(patients[:12])}{' …' if len(patients) > 12 else ''})"
+                if known else "(synthetic phantoms: each an independent image, no patients)") + "; metric window: "
+             f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU).",
+             f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
+    if known and len(patients) < settings.min_patients:
+        lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: the results describe "
+                  f"these patients and cannot generalise across patients."]
+    geometry = _geometry(results_dir, trials)
+    if geometry:
+        lines += [f"- Data: {geometry}."]
+    missing = trials[trials["status"] != "finished"]
+    if len(missing):
+        lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
+        lines += [md_table(missing[["run_key", "configuration", "seed", "status", "error"]].fillna(""))]
+    return lines
+
+
+def _context(per_image: pd.DataFrame, claims: list[dict], s: Settings, metrics: list[str], improving: dict) -> dict:
+    first = next((c for c in claims if c["kind"] == "factor_importance" or c.get("would_be") == "best"
+                  or c["kind"] == "best"), claims[0] if claims else {})
+    from study.config import METRIC_UNITS
+
+    counts = per_image.groupby("configuration")["run_key"].nunique()
+    return {"n_networks": int(per_image["run_key"].nunique()), "seeds": int(counts.min()),
+            "n_images": first.get("n_images", per_image["image_id"].nunique()),
+            "n_patients": first.get("n_patients", 1), "alpha": s.alpha, "min_seeds": s.min_seeds,
+            "min_patients": s.min_patients, "improving": improving,
+            "thresholds": ", ".join(f"{m} {s.effect(m):g}{(' ' + METRIC_UNITS.get(m, '')).rstrip()}" for m in metrics)}

@@ -383,6 +383,39 @@ class SearchSpec(_Strict):
         return self
 
 
+#: the smallest difference worth acting on per metric, in its unit (`analysis.min_effect` overrides per metric)
+MIN_EFFECT = {"psnr": 0.1, "ssim": 0.002, "rmse_hu": 1.0, "ms_ssim": 0.002, "vif": 0.005, "gmsd": 0.002,
+              "noise_std": 1.0, "cnr": 0.05, "edge_width": 0.05}
+#: each metric's unit as reports print it ("" = unitless)
+METRIC_UNITS = {"psnr": "dB", "ssim": "", "rmse_hu": "HU", "ms_ssim": "", "vif": "", "gmsd": "", "noise_std": "HU",
+                "cnr": "", "edge_width": "mm"}
+
+
+class AnalysisSpec(_Strict):
+    """How the report turns results into guidelines."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of each correction family")
+    min_effect: dict[MetricName, float] = Field(default_factory=dict, description="smallest difference worth acting "
+                                                "on, per metric in its unit (defaults: MIN_EFFECT)")
+    min_seeds: int = Field(3, ge=2, description="seeds per configuration below which claims about configurations "
+                           "are reported as insufficiently replicated")
+    min_patients: int = Field(5, ge=1, description="test patients below which the report says results cannot "
+                              "generalise across patients")
+    psi_min_effect: float = Field(0.05, gt=0, lt=1, description="smallest difference in variance explained "
+                                  "(within feature level × pretraining) for 'Ψ explains the metric better than λ'")
+
+    @field_validator("min_effect")
+    @classmethod
+    def _positive(cls, v):
+        bad = {k: x for k, x in v.items() if not x > 0}
+        if bad:
+            raise ValueError(f"smallest effects must be > 0, got {bad}")
+        return v
+
+    def effect(self, metric: str) -> float:
+        return float(self.min_effect.get(metric, MIN_EFFECT.get(metric, 0.0)))
+
+
 class StudySpec(_Strict):
     name: str
     description: str = ""
@@ -402,6 +435,7 @@ class StudySpec(_Strict):
     tracking: Tracking = Tracking()
     search: Optional[SearchSpec] = None
     slurm: SlurmSpec = SlurmSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
 
     @field_validator("name")
     @classmethod

@@ -1,4 +1,10 @@
-"""Synthetic results folders (the contract tables written directly) with planted or null effects."""
+"""Synthetic results folders (the contract tables written directly) with planted or null effects.
+
+PSNR of network (configuration c, seed s) on image i of patient p:
+    30 + difficulty_i + effect(c) + patient_p·c + network_cs + noise
+where `net_sd` is the SD of the per-trained-network offset (seed luck), `patient_sd` the SD of a configuration ×
+patient interaction (clustering of the test images within patients), and `noise` the per-image residual.
+"""
 
 from __future__ import annotations
 
@@ -11,43 +17,54 @@ import yaml
 LEVELS = ("block3_conv2", "block5_conv4")
 PRETRAININGS = ("imagenet", "medical")
 LAMS = (0.01, 0.1)
+MAGNITUDE = {("block3_conv2", "imagenet"): 400.0, ("block3_conv2", "medical"): 160.0,
+             ("block5_conv4", "imagenet"): 0.5, ("block5_conv4", "medical"): 8.0}  # L_P at L_pixel = 1e-4 (paper 1)
 
 
 def label(level, pre, lam):
     return "pixel-only" if lam == 0 else f"{level} · {pre} · λ={lam:g}"
 
 
-def results_folder(root: Path, *, n_images=30, seeds=(0, 1), effect=None, noise=0.5, failed=0, seed=0,
-                   name="synthetic") -> Path:
-    """A 2 × 2 × 2 (+ baseline) study. `effect(level, pre, lam)` adds to PSNR (SSIM gets effect/100, RMSE −effect);
-    image difficulty is shared by all configurations (the blocking the tests rely on)."""
+def tables(*, n_images=30, seeds=(0, 1), effect=None, noise=0.5, net_sd=0.0, patients=1, patient_sd=0.0,
+           failed=0, seed=0, lams=LAMS):
+    """(trials, per_image) DataFrames of a 2 × 2 × len(lams) study (+ pixel-only baseline). `effect(level, pre, lam)`
+    adds to PSNR (SSIM gets effect/100, RMSE −effect)."""
     rng = np.random.default_rng(seed)
     effect = effect or (lambda level, pre, lam: 0.0)
     difficulty = rng.normal(0, 2, n_images)
-    configs = [("none", "none", 0.0)] + [(l, p, lam) for l in LEVELS for p in PRETRAININGS for lam in LAMS]
+    patient = np.arange(n_images) * patients // n_images
+    configs = [("none", "none", 0.0)] + [(lv, p, lam) for lv in LEVELS for p in PRETRAININGS for lam in lams]
     trials, images = [], []
+    image_ids = [f"img{j:03d}" for j in range(n_images)]
     for i, (level, pre, lam) in enumerate(configs):
+        cluster = rng.normal(0, patient_sd, patients)[patient]
+        psi = 0.0 if lam == 0 else lam * MAGNITUDE[level, pre] * 1e-2 / (1e-4 + lam * MAGNITUDE[level, pre] * 1e-2)
         for s in seeds:
             key = f"k{i:02d}s{s}"
-            status = "failed" if failed and i == len(configs) - 1 and s == seeds[-1] else "finished"
-            failed_now = status == "failed"
-            trials.append({"run_key": key, "status": status, "configuration": label(level, pre, lam),
-                           "feature_level": level, "pretraining": pre, "lam": lam, "seed": s,
-                           "psi": 0.0 if lam == 0 else 0.9, "pixel_loss": 1e-3, "perceptual_loss": 0.0 if lam == 0 else 1.0,
-                           "wall_s": 10.0, "error": "Diverged: non-finite loss at epoch 3" if failed_now else None})
+            failed_now = bool(failed) and i == len(configs) - 1 and s == seeds[-1]
+            trials.append({"run_key": key, "status": "failed" if failed_now else "finished",
+                           "configuration": label(level, pre, lam), "feature_level": level, "pretraining": pre,
+                           "lam": lam, "seed": s, "psi": psi, "pixel_loss": 1e-4,
+                           "perceptual_loss": 0.0 if lam == 0 else MAGNITUDE[level, pre] * 1e-2, "wall_s": 10.0,
+                           "error": "Diverged: non-finite loss at epoch 3" if failed_now else None})
             if failed_now:
                 continue
             e = effect(level, pre, lam)
-            for j in range(n_images):
-                psnr = 30 + difficulty[j] + e + rng.normal(0, noise)
-                images.append({"run_key": key, "image_id": f"img{j:03d}", "patient": "p", "block": f"img{j:03d}",
-                               "configuration": label(level, pre, lam), "feature_level": level, "pretraining": pre,
-                               "lam": lam, "seed": s, "psnr": psnr, "ssim": 0.8 + psnr / 1000 + e / 100,
-                               "rmse_hu": 40 - psnr / 2 - e, "input_psnr": 25 + difficulty[j],
-                               "input_ssim": 0.7, "input_rmse_hu": 60.0})
+            psnr = 30 + difficulty + e + cluster + rng.normal(0, net_sd) + rng.normal(0, noise, n_images)
+            images.append(pd.DataFrame({
+                "run_key": key, "image_id": image_ids, "patient": [f"P{p}" for p in patient], "block": image_ids,
+                "configuration": label(level, pre, lam), "feature_level": level, "pretraining": pre, "lam": lam,
+                "seed": s, "psnr": psnr, "ssim": 0.8 + psnr / 1000 + e / 100, "rmse_hu": 40 - psnr / 2 - e,
+                "input_psnr": 25 + difficulty, "input_ssim": 0.7, "input_rmse_hu": 60.0}))
+    return pd.DataFrame(trials), pd.concat(images, ignore_index=True)
+
+
+def results_folder(root: Path, *, name="synthetic", **kw) -> Path:
+    """`tables(**kw)` written as a results folder."""
+    trials, images = tables(**kw)
     out = root / name
     out.mkdir(parents=True)
-    pd.DataFrame(trials).to_parquet(out / "trials.parquet")
-    pd.DataFrame(images).to_parquet(out / "per_image.parquet")
+    trials.to_parquet(out / "trials.parquet")
+    images.to_parquet(out / "per_image.parquet")
     (out / "study.yaml").write_text(yaml.safe_dump({"name": name, "metric_window": "abdomen"}))
     return out

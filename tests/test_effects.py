@@ -1,4 +1,4 @@
-"""Factor effects and written guidelines on planted and null data; report with a failed trial."""
+"""Image-blocked factor effects on planted data; report with a failed trial (guidelines: tests/test_guidelines.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from scipy import stats as sps
 
 from analysis.effects import factor_effects
-from analysis.guidelines import guidelines
 from analysis.load import block_scores
 from analysis.report import write_report
 
@@ -46,36 +45,6 @@ def test_simple_effect_equals_a_direct_paired_wilcoxon(tmp_path):
     wide = x.pivot_table(index=["block", "lam"], columns="feature_level", values="psnr")
     d = (wide["block3_conv2"] - wide["block5_conv4"]).groupby(level="block").mean()
     assert row.pvalue == pytest.approx(sps.wilcoxon(d).pvalue) and row.median_diff == pytest.approx(np.median(d))
-
-
-def _numbers(out):
-    """The inputs `guidelines` gets from the report, built here from the public functions."""
-    from analysis.sections import metric_section
-
-    per_image = pd.read_parquet(out / "per_image.parquet")
-    (out / "r" / "stats").mkdir(parents=True)
-    (out / "r" / "figures").mkdir()
-    return {m: metric_section(per_image, m, out / "r")[1] for m in ("psnr", "rmse_hu")}
-
-
-def test_guidelines_name_the_planted_winner(tmp_path):
-    out = results_folder(tmp_path, effect=interaction)
-    rules = guidelines(_numbers(out))
-    text = "\n".join(rules)
-    assert "psnr: With pretraining = medical prefer feature level block3_conv2 over block5_conv4" in text
-    assert "psnr: With pretraining = imagenet prefer feature level block5_conv4 over block3_conv2" in text
-    assert "rmse_hu: With pretraining = medical prefer feature level block3_conv2" in text  # lower is better there
-    assert "depends on pretraining" in text
-    assert not any("Overall" in r and "feature level" in r for r in rules)  # no main effect: it is crossed
-    best = [r for r in rules if r.startswith("psnr: best mean rank")][0]
-    assert "block3_conv2 · medical" in best or "block5_conv4 · imagenet" in best
-
-
-def test_guidelines_on_null_data_name_nothing(tmp_path):
-    out = results_folder(tmp_path, effect=None, seed=5)
-    rules = guidelines(_numbers(out))
-    assert not any("prefer" in r or "better than" in r or "worse than" in r or "depends on" in r for r in rules), rules
-    assert any("no configuration differs" in r or "not separated from" in r for r in rules)
 
 
 def test_report_lists_a_failed_trial_as_missing(tmp_path):

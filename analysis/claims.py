@@ -1,0 +1,259 @@
+"""Claims about the design, per metric, from the network-level analysis (the `guidelines.json` contract).
+
+A claim is a dict with at least: metric, kind, subject, reference, estimate, ci_low, ci_high, p_adj, test, family,
+n_networks, n_images, n_patients. Kinds:
+- `factor_importance`: a factor (or two-way interaction) explains a share of the between-network variance; estimate
+  = the largest level difference it makes (metric units); p from the quasi-F, Holm over the terms of the metric.
+- `better` / `worse` / `equivalent` / `undecided`: subject against reference. Better/worse only when the contrast is
+  significant after Holm **and** |estimate| ≥ the metric's smallest effect; equivalent when the two one-sided tests
+  put the difference inside ± that effect (Holm-adjusted TOST p); otherwise undecided.
+- `best`: the configuration with the best mean, against the pixel-only baseline, with the configurations not
+  distinguishable from it (`tied`).
+- `depends`: the recommended level of a factor changes within a level of another factor (or between metrics).
+- `insufficient_replication`: with fewer seeds than `min_seeds`, what would have been better/worse/depends/best
+  (`would_be`), and how many seeds the measured between-network SD asks for.
+Estimates are subject − reference in the metric's unit (so "better" is negative for lower-is-better metrics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.factors import (NAMES, _cells, design_networks, importance, interaction_weights, level_weights, levels,
+                              marginal_means, simple_weights)
+from analysis.load import BASELINE, HIGHER_IS_BETTER
+from analysis.networks import Networks, contrasts, seeds_needed, tost
+from analysis.psi_lambda import psi_versus_lambda
+from analysis.stats import adjust
+
+TEST = "t (Satterthwaite df) on per-network means (networks = replicates, images/patients random)"
+FTEST = "quasi-F on per-network means (networks = replicates, images/patients random)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    alpha: float = 0.05
+    min_effect: dict = field(default_factory=dict)
+    min_seeds: int = 3
+    min_patients: int = 5
+    psi_min_effect: float = 0.05
+
+    def effect(self, metric: str) -> float:
+        from study.config import MIN_EFFECT
+
+        return float(self.min_effect.get(metric, MIN_EFFECT.get(metric, 0.0)))
+
+
+def verdict(estimate: float, p_adj: float, p_equiv: float, delta: float, higher: bool, alpha: float) -> str:
+    """better/worse (significant and at least `delta`), equivalent (TOST inside ± delta), else undecided."""
+    if p_adj < alpha and abs(estimate) >= delta:
+        return "better" if (estimate > 0) == higher else "worse"
+    if p_equiv < alpha:
+        return "equivalent"
+    return "undecided"
+
+
+def _tested(nets: Networks, weights: list[dict], delta: float, alpha_family: str) -> pd.DataFrame:
+    """Contrasts with Holm-adjusted t and TOST p-values (one family)."""
+    c = contrasts(nets, weights)
+    c["p_adj"] = adjust(c["pvalue"].to_numpy(), "holm") if len(c) else []
+    c["p_equiv"] = adjust(tost(c["estimate"], c["se"], c["df"], delta), "holm") if len(c) else []
+    c["family"] = alpha_family
+    return c
+
+
+class MetricClaims:
+    """Every claim of one metric; `tables` keeps the full contrast tables for stats/*.csv."""
+
+    def __init__(self, per_image: pd.DataFrame, trials: pd.DataFrame, metric: str, s: Settings):
+        self.metric, self.s = metric, s
+        self.higher = HIGHER_IS_BETTER.get(metric, True)
+        self.delta = s.effect(metric)
+        self.nets, self.factors = design_networks(per_image, metric)
+        v = self.nets.variance
+        self.n = {"n_images": int(v.n_images), "n_patients": int(v.n_patients)}
+        self.replicated = int(self.nets.config_counts.min()) >= s.min_seeds
+        self.claims: list[dict] = []
+        self.tables: dict[str, pd.DataFrame] = {}
+        self.trials = trials
+
+    def claim(self, kind: str, subject, reference, row, family: str, test: str = TEST, **extra) -> dict:
+        c = {"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
+             "estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
+             "p_adj": float(row["p_adj"]), "test": test, "family": family, "n_networks": int(row["n_networks"]),
+             **self.n, "min_effect": self.delta, **extra}
+        self.claims.append(c)
+        return c
+
+    def oriented_best(self, means: pd.Series) -> str:
+        return str(means.idxmax() if self.higher else means.idxmin())
+
+    def build(self) -> list[dict]:
+        if self.factors:
+            self.factor_claims()
+        self.best_claim()
+        psi = psi_versus_lambda(self.nets, self.trials, self.s.psi_min_effect, self.s.alpha)
+        if psi is not None:
+            self.claims.append({**psi, "metric": self.metric, **self.n})
+        if not self.replicated:
+            for c in self.claims:
+                if c["kind"] in ("better", "worse", "depends", "best"):
+                    c["would_be"], c["kind"] = c["kind"], "insufficient_replication"
+            self.claims.append(self.replication_claim())
+        return self.claims
+
+    def replication_claim(self) -> dict:
+        v = self.nets.variance
+        need = seeds_needed(v, self.delta, alpha=self.s.alpha)
+        return {"metric": self.metric, "kind": "insufficient_replication", "subject": "seeds per configuration",
+                "reference": f"≥ {self.s.min_seeds}", "estimate": float(v.sd_network), "ci_low": float("nan"),
+                "ci_high": float("nan"), "p_adj": float("nan"), "test": "between-network SD of per-network means",
+                "family": "none", "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta,
+                "seeds": int(self.nets.config_counts.min()), "seeds_needed": need}
+
+    # -- factors -------------------------------------------------------------------------------------------------
+    def factor_claims(self) -> None:
+        """Factor terms (quasi-F), each factor's levels against its recommended one, and where that recommendation
+        changes. A level or depends claim needs its factor term (or interaction term) significant too (gatekeeping)."""
+        cells = _cells(self.nets, self.factors)
+        imp = importance(self.nets, self.factors)
+        self.tables["importance"] = imp.assign(metric=self.metric)
+        sig = {tuple(sorted(r.factors)) for r in imp.itertuples() if r.pvalue_adj < self.s.alpha}
+        rec = {f: self.oriented_best(marginal_means(self.nets, self.factors, f)) for f in self.factors}
+        n_terms = int(imp["pvalue"].notna().sum())
+        for r in imp[imp["pvalue"].notna()].itertuples():
+            est = self.term_effect(cells, r.factors, rec)
+            if est is not None:
+                self.claim("factor_importance", r.term, None, {**est, "p_adj": r.pvalue_adj}, family=f"{self.metric}: "
+                           f"factor terms (Holm over {n_terms})", test=FTEST, share=float(r.share),
+                           matters=bool(r.pvalue_adj < self.s.alpha and abs(est["estimate"]) >= self.delta),
+                           factors=list(r.factors))
+        self.level_claims(cells, rec, sig)
+        self.depends_claims(cells, rec, sig)
+
+    def level_claims(self, cells: pd.DataFrame, rec: dict[str, str], sig: set) -> None:
+        """Every factor's levels against its recommended (best-mean) level: one Holm family per metric."""
+        rows = [(f, lv, level_weights(cells, f, rec[f], lv)) for f in self.factors for lv in levels(self.nets, f)
+                if lv != rec[f]]
+        rows = [r for r in rows if r[2]]
+        if not rows:
+            return
+        fam = f"{self.metric}: levels of every factor against its recommended level (Holm over {len(rows)})"
+        t = _tested(self.nets, [w for *_, w in rows], self.delta, fam)
+        self.tables["levels"] = t.assign(metric=self.metric, factor=[f for f, *_ in rows],
+                                         a=[rec[f] for f, *_ in rows], b=[lv for _, lv, _ in rows])
+        for (f, lv, w), row in zip(rows, t.to_dict("records")):
+            kind = verdict(row["estimate"], row["p_adj"], row["p_equiv"], self.delta, self.higher, self.s.alpha)
+            if kind in ("better", "worse") and (f,) not in sig:
+                kind = "undecided"  # the factor's own term is not significant: no level claim (gatekeeping)
+            p = row["p_adj"] if kind != "equivalent" else row["p_equiv"]
+            self.claim(kind, f"{f}={rec[f]}", f"{f}={lv}", {**row, "p_adj": p}, fam, factor=f,
+                       configurations=sorted(c for c, x in w.items() if x))
+
+    def term_effect(self, cells: pd.DataFrame, factors: list[str], rec: dict) -> dict | None:
+        """The largest level difference a term makes: best − worst level (main), or the largest change of the
+        recommended-vs-worst contrast between two levels of the other factor (interaction)."""
+        f = factors[0]
+        means = marginal_means(self.nets, self.factors, f)
+        worst = str(means.idxmin() if self.higher else means.idxmax())
+        if len(factors) == 1:
+            w = [level_weights(cells, f, rec[f], worst)]
+        else:
+            g = factors[1]
+            gl = levels(self.nets, g)[:8]
+            w = [interaction_weights(cells, f, rec[f], worst, g, g1, g2) for i, g1 in enumerate(gl) for g2 in gl[i + 1:]]
+        w = [x for x in w if x]
+        if not w:
+            return None
+        c = contrasts(self.nets, w)
+        return c.iloc[int(np.argmax(np.abs(c["estimate"].to_numpy())))].to_dict()
+
+    def depends_claims(self, cells: pd.DataFrame, rec: dict[str, str], sig: set) -> None:
+        """Where the best level of a factor within a level of another factor is not the recommended one, and the
+        interaction of the two is significant: one Holm family per metric."""
+        cands = []
+        for f in self.factors:
+            for g in self.factors:
+                if g == f or tuple(sorted((f, g))) not in sig:
+                    continue
+                for gv in levels(self.nets, g):
+                    sub = cells[cells[g] == gv]
+                    means = self.nets.config_means.loc[sub.index].groupby(sub[f]).mean()
+                    if rec[f] not in means.index or len(means) < 2:
+                        continue
+                    b = self.oriented_best(means)
+                    w = simple_weights(cells, f, b, rec[f], g, gv)
+                    if b != rec[f] and w:
+                        cands.append((f, g, gv, b, w))
+        if not cands:
+            return
+        fam = (f"{self.metric}: best level within a level of another factor against the recommended level "
+               f"(Holm over {len(cands)})")
+        t = _tested(self.nets, [w for *_, w in cands], self.delta, fam)
+        self.tables["depends"] = t.assign(metric=self.metric, factor=[c[0] for c in cands],
+                                          context=[f"{g}={gv}" for _, g, gv, *_ in cands], a=[c[3] for c in cands],
+                                          b=[rec[c[0]] for c in cands])
+        for (f, g, gv, b, w), row in zip(cands, t.to_dict("records")):
+            if verdict(row["estimate"], row["p_adj"], 1.0, self.delta, self.higher, self.s.alpha) == "better":
+                self.claim("depends", f"{f}={b}", f"{f}={rec[f]}", row, fam, factor=f, on=g, context=f"{g}={gv}",
+                           configurations=sorted(c for c, x in w.items() if x))
+
+    # -- configurations ------------------------------------------------------------------------------------------
+    def best_claim(self) -> None:
+        means = self.nets.config_means
+        if len(means) < 2:
+            return
+        best = self.oriented_best(means)
+        others = [c for c in means.index if c != best]
+        fam = f"{self.metric}: configurations against the best (Holm over {len(others)})"
+        t = _tested(self.nets, [{best: 1.0, c: -1.0} for c in others], self.delta, fam)
+        kinds = [verdict(r["estimate"], r["p_adj"], r["p_equiv"], self.delta, self.higher, self.s.alpha)
+                 for r in t.to_dict("records")]
+        t = t.assign(metric=self.metric, a=best, b=others, verdict=kinds)
+        self.tables["vs_best"] = t
+        tied = [c for c, k in zip(others, kinds) if k != "better"]
+        ref = BASELINE if BASELINE in others else others[int(np.argmax([k != "better" for k in kinds]))]
+        row = t[t["b"] == ref].iloc[0].to_dict()
+        self.claim("best", best, ref, row, fam, tied=tied, mean=float(means[best]),
+                   configurations=[best, ref])
+
+
+def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[str], s: Settings,
+                 improving: dict[str, float] | None = None) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+    """Claims of every metric, cross-metric disagreements, and still-improving marks; and the contrast tables."""
+    claims, tables = [], {}
+    for m in metrics:
+        mc = MetricClaims(per_image, trials, m, s)
+        claims += mc.build()
+        for name, t in mc.tables.items():
+            tables.setdefault(name, []).append(t)
+    claims += disagreements(claims)
+    mark_improving(claims, improving or {})
+    return claims, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+
+
+def disagreements(claims: list[dict]) -> list[dict]:
+    """Where one metric's recommended level of a factor is confirmed better than another metric's recommendation."""
+    out = []
+    firm = [c for c in claims if c["kind"] == "better" and c.get("factor")]
+    for c in firm:
+        for d in firm:
+            if c["metric"] < d["metric"] and c["factor"] == d["factor"] and c["subject"] == d["reference"] \
+                    and d["subject"] == c["reference"]:
+                out.append({**c, "kind": "depends", "on": "metric", "context": f"{c['metric']} vs {d['metric']}",
+                            "other": {k: d[k] for k in ("metric", "subject", "estimate", "ci_low", "ci_high", "p_adj")}})
+    return out
+
+
+def mark_improving(claims: list[dict], improving: dict[str, float]) -> None:
+    """List, on every claim involving them, the configurations still improving at the last epoch."""
+    if not improving:
+        return
+    for c in claims:
+        involved = set(c.get("configurations") or []) | {c.get("subject"), c.get("reference")} | set(c.get("tied") or [])
+        hit = sorted(x for x in improving if x in involved)
+        if hit:
+            c["still_improving"] = hit

@@ -1,0 +1,72 @@
+"""Report section: the design evidence with the trained network as the unit (tables under stats/network_*.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.factors import design_networks
+from analysis.load import HIGHER_IS_BETTER
+from analysis.networks import seeds_needed
+from analysis.sections import MAX_ROWS, _pformat, md_table
+
+
+def variance_table(per_image: pd.DataFrame, metrics: list[str], min_effect: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for m in metrics:
+        v = design_networks(per_image, m)[0].variance
+        rows.append({"metric": m, "sd_between_networks": v.sd_network, "sd_test_set": v.test_term**0.5,
+                     "sd_image_residual": v.ms_error**0.5 if v.ms_error == v.ms_error else float("nan"),
+                     "df_between_networks": v.df_within, "df_test_set": v.df_test, "networks": v.n_networks,
+                     "configurations": v.n_configurations, "images": v.n_images, "patients": v.n_patients,
+                     "smallest_effect": min_effect[m], "seeds_for_80pct_power": seeds_needed(v, min_effect[m])})
+    return pd.DataFrame(rows)
+
+
+def per_patient(per_image: pd.DataFrame, metric: str, top: list[str]) -> pd.DataFrame:
+    """Mean per configuration and test patient (over images and seeds), for the given configurations."""
+    x = per_image[per_image["configuration"].isin(top)]
+    t = x.groupby(["configuration", "patient"])[metric].mean().unstack("patient")
+    return t.loc[[c for c in top if c in t.index]]
+
+
+def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[str, pd.DataFrame],
+                    min_effect: dict[str, float], out: Path) -> list[str]:
+    stats = out / "stats"
+    var = variance_table(per_image, metrics, min_effect)
+    var.to_csv(stats / "network_variance.csv", index=False)
+    for name, t in tables.items():
+        t.to_csv(stats / f"network_{name}.csv", index=False)
+    lines = ["## Design evidence: the trained network as the unit", "",
+             "Each trained network (configuration × seed) is reduced to its mean over the test images; configurations "
+             "and factor levels are compared on these per-network means with the seeds as replicates, and the "
+             "configuration × patient (or × image) interaction of the test set as a second, shared error (see "
+             "Methods). These are the tests the guidelines rest on.", "",
+             "Variance components (SD in the metric's unit; `seeds_for_80pct_power`: seeds per configuration for a "
+             "two-configuration difference of the smallest effect that matters to be found with 80% power, from the "
+             "between-network SD measured here):", "", md_table(var), ""]
+    n_pat = per_image["patient"].nunique() if "patient" in per_image else 1
+    for m in metrics:
+        imp = tables.get("importance")
+        if imp is not None and len(imp[imp["metric"] == m]):
+            t = imp[imp["metric"] == m][["term", "share", "df", "F", "df_den", "pvalue", "pvalue_adj"]]
+            lines += [f"### {m}: what explains the differences between networks", "",
+                      "Share of the between-network sum of squares (Type II) per factor and two-way interaction; "
+                      "quasi-F against network + test-set error, Holm over the terms.", "", md_table(_pformat(t)), ""]
+        vb = tables.get("vs_best")
+        if vb is not None and len(vb[vb["metric"] == m]):
+            t = vb[vb["metric"] == m].sort_values("p_adj", ascending=False)
+            cols = ["a", "b", "estimate", "ci_low", "ci_high", "df", "pvalue", "p_adj", "p_equiv", "verdict"]
+            lines += [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts, Holm; "
+                      f"`p_equiv`: TOST inside ± {min_effect[m]:g}). Shown: up to {MAX_ROWS}, least separated first.",
+                      "", md_table(_pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]
+            if n_pat >= 2:
+                higher = HIGHER_IS_BETTER.get(m, True)
+                means = per_image.groupby("configuration")[m].mean().sort_values(ascending=not higher)
+                pp = per_patient(per_image, m, list(means.index[:10]))
+                pp.to_csv(stats / f"{m}_per_patient.csv")
+                lines += [f"Per test patient ({m}, mean over images and seeds; the 10 best configurations):", "",
+                          md_table(pp.reset_index()), ""]
+    return lines
+
