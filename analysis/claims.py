@@ -25,7 +25,7 @@ import pandas as pd
 from analysis.factors import (NAMES, _cells, design_networks, importance, interaction_weights, level_weights, levels,
                               marginal_means, simple_weights)
 from analysis.load import BASELINE, HIGHER_IS_BETTER
-from analysis.networks import Networks, contrasts, seeds_needed, tost
+from analysis.networks import Networks, contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
 from analysis.stats import adjust
 
@@ -75,7 +75,8 @@ class MetricClaims:
         self.nets, self.factors = design_networks(per_image, metric)
         v = self.nets.variance
         self.n = {"n_images": int(v.n_images), "n_patients": int(v.n_patients)}
-        self.replicated = int(self.nets.config_counts.min()) >= s.min_seeds
+        self.seeds = int(self.nets.config_counts.median())  # typical networks per configuration (a failed seed aside)
+        self.replicated = self.seeds >= s.min_seeds
         self.claims: list[dict] = []
         self.tables: dict[str, pd.DataFrame] = {}
         self.trials = trials
@@ -112,7 +113,7 @@ class MetricClaims:
                 "reference": f"≥ {self.s.min_seeds}", "estimate": float(v.sd_network), "ci_low": float("nan"),
                 "ci_high": float("nan"), "p_adj": float("nan"), "test": "between-network SD of per-network means",
                 "family": "none", "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta,
-                "seeds": int(self.nets.config_counts.min()), "seeds_needed": need}
+                "seeds": self.seeds, "seeds_needed": need}
 
     # -- factors -------------------------------------------------------------------------------------------------
     def factor_claims(self) -> None:
@@ -127,6 +128,7 @@ class MetricClaims:
         for r in imp[imp["pvalue"].notna()].itertuples():
             est = self.term_effect(cells, r.factors, rec)
             if est is not None:
+                est["n_networks"] = len(non_baseline(self.nets).table)
                 self.claim("factor_importance", r.term, None, {**est, "p_adj": r.pvalue_adj}, family=f"{self.metric}: "
                            f"factor terms (Holm over {n_terms})", test=FTEST, share=float(r.share),
                            matters=bool(r.pvalue_adj < self.s.alpha and abs(est["estimate"]) >= self.delta),
@@ -217,7 +219,7 @@ class MetricClaims:
         tied = [c for c, k in zip(others, kinds) if k != "better"]
         ref = BASELINE if BASELINE in others else others[int(np.argmax([k != "better" for k in kinds]))]
         row = t[t["b"] == ref].iloc[0].to_dict()
-        self.claim("best", best, ref, row, fam, tied=tied, mean=float(means[best]),
+        self.claim("best", best, ref, row, fam, tied=tied, others=others, mean=float(means[best]),
                    configurations=[best, ref])
 
 
@@ -253,7 +255,7 @@ def mark_improving(claims: list[dict], improving: dict[str, float]) -> None:
     if not improving:
         return
     for c in claims:
-        involved = set(c.get("configurations") or []) | {c.get("subject"), c.get("reference")} | set(c.get("tied") or [])
+        involved = set(c.get("configurations") or []) | {c.get("subject"), c.get("reference")}
         hit = sorted(x for x in improving if x in involved)
         if hit:
             c["still_improving"] = hit

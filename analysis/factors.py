@@ -1,7 +1,7 @@
 """Design factors on the per-network means: how much each factor matters and contrasts between its levels.
 
-- `importance`: Type II sums of squares of the factors' main effects and two-way interactions (statsmodels OLS on the
-  per-network means, pixel-only baseline left out), each tested with a quasi-F whose denominator is the expected
+- `importance`: Type II sums of squares of the factors' main effects and two-way interactions (least squares on the
+  configuration means weighted by their networks, pixel-only baseline left out), each tested with a quasi-F whose denominator is the expected
   mean square under the null (σ²_w + n_seeds·T, see analysis.networks), Holm over the terms of a metric. `share` is
   the term's sum of squares over the total between-network sum of squares (η²); what no term explains is split into
   higher-order interactions and between-seed (network) variation.
@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import warnings
 from itertools import combinations
 
 import numpy as np
@@ -49,14 +48,20 @@ def _cells(nets: Networks, factors: list[str]) -> pd.DataFrame:
 
 def level_weights(cells: pd.DataFrame, factor: str, a: str, b: str) -> dict[str, float]:
     """Weights of 'level a − level b of `factor`', averaged over the other factors' combinations holding both."""
+    grid = _level_grid(cells, factor)
+    if a not in grid or b not in grid:
+        return {}
+    both = grid[[a, b]].dropna()
+    n = len(both)
+    return {c: w / n for ca, cb in zip(both[a], both[b]) for c, w in ((ca, 1.0), (cb, -1.0))} if n else {}
+
+
+def _level_grid(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
+    """index = the other factors' combination, columns = levels of `factor`, cell = configuration name."""
     others = [c for c in cells.columns if c != factor]
-    pairs = []
-    groups = cells.groupby(others, dropna=False) if others else [((), cells)]
-    for _, g in groups:
-        ca, cb = g.index[g[factor] == a], g.index[g[factor] == b]
-        if len(ca) and len(cb):
-            pairs.append((ca[0], cb[0]))
-    return {c: w / len(pairs) for ca, cb in pairs for c, w in ((ca, 1.0), (cb, -1.0))} if pairs else {}
+    key = pd.MultiIndex.from_frame(cells[others].astype(str)) if others else np.zeros(len(cells))
+    frame = pd.DataFrame({"key": pd.factorize(key)[0], "level": cells[factor].to_numpy(), "config": cells.index})
+    return frame.drop_duplicates(["key", "level"]).pivot(index="key", columns="level", values="config")
 
 
 def simple_weights(cells: pd.DataFrame, factor: str, a: str, b: str, other: str, level: str) -> dict[str, float]:
@@ -85,47 +90,75 @@ def marginal_means(nets: Networks, factors: list[str], factor: str) -> pd.Series
 
 def importance(nets: Networks, factors: list[str], alpha_correction: str = "holm") -> pd.DataFrame:
     """Share of between-network variance and quasi-F test per factor and two-way interaction (module docstring)."""
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
-
     t = non_baseline(nets).table
     cols = ["term", "share", "ss", "df", "F", "df_den", "pvalue", "pvalue_adj"]
     if not factors or len(t) < 3:
         return pd.DataFrame(columns=cols)
-    d = t[["y", "configuration", *factors]].copy()
-    alias = {f: f"f{i}" for i, f in enumerate(factors)}
-    d = d.rename(columns=alias)
-    terms = [f"C({alias[f]})" for f in factors]
-    formula = "y ~ " + (f"({' + '.join(terms)})**2" if len(terms) > 1 else terms[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = smf.ols(formula, d).fit()
-        table = anova_lm(fit, typ=2)
-    ss_total = float(((d["y"] - d["y"].mean()) ** 2).sum())
-    within = float(((d["y"] - d.groupby("configuration")["y"].transform("mean")) ** 2).sum())
-    df_within = len(d) - d["configuration"].nunique()
+    # the factors' sums of squares from the configuration means weighted by their networks equal those of OLS on the
+    # per-network means (the within-configuration variation is orthogonal to them), at a fraction of the cost
+    cm = t.groupby(["configuration", *factors])["y"].agg(["mean", "size"]).reset_index()
+    table = type2(cm, [(f,) for f in factors] + list(combinations(factors, 2)))
+    ss_total = float(((t["y"] - t["y"].mean()) ** 2).sum())
+    within = float(((t["y"] - t.groupby("configuration")["y"].transform("mean")) ** 2).sum())
+    df_within = len(t) - t["configuration"].nunique()
     v = nets.variance
     den, df_den = v.combination(1.0, v.n_seeds)
-    back = {a: f for f, a in alias.items()}
     rows = []
-    for name, r in table.drop(index="Residual").iterrows():
-        label = " × ".join(NAMES.get(back[p[2:-1]], back[p[2:-1]]) for p in name.split(":"))
-        f = (r["sum_sq"] / r["df"]) / den if den > 0 and r["df"] > 0 else float("nan")
-        p = float(sps.f.sf(f, r["df"], df_den)) if np.isfinite(f) else float("nan")
-        rows.append({"term": label, "key": name, "share": r["sum_sq"] / ss_total if ss_total else np.nan,
-                     "ss": r["sum_sq"], "df": r["df"], "F": f, "df_den": float(df_den), "pvalue": p})
-    resid = float(table.loc["Residual", "sum_sq"])
-    rows.append({"term": "higher-order interactions", "key": "", "share": max(0.0, resid - within) / ss_total if ss_total else np.nan,
-                 "ss": max(0.0, resid - within), "df": float(table.loc["Residual", "df"]) - df_within, "F": np.nan,
-                 "df_den": np.nan, "pvalue": np.nan})
-    rows.append({"term": "between seeds (network luck)", "key": "", "share": within / ss_total if ss_total else np.nan,
-                 "ss": within, "df": float(df_within), "F": np.nan, "df_den": np.nan, "pvalue": np.nan})
+    for r in table.itertuples():
+        f = (r.ss / r.df) / den if den > 0 and r.df > 0 else float("nan")
+        p = float(sps.f.sf(f, r.df, df_den)) if np.isfinite(f) else float("nan")
+        rows.append({"term": " × ".join(NAMES.get(x, x) for x in r.term), "factors": list(r.term),
+                     "share": r.ss / ss_total if ss_total else np.nan, "ss": r.ss, "df": float(r.df), "F": f,
+                     "df_den": float(df_den), "pvalue": p})
+    higher = max(0.0, float(((cm["mean"] - np.average(cm["mean"], weights=cm["size"])) ** 2 * cm["size"]).sum())
+                 - table.attrs["ss_model"])
+    df_higher = len(cm) - 1 - table.attrs["df_model"]
+    for term, ss, df in (("higher-order interactions", higher, df_higher), ("between seeds (network luck)", within, df_within)):
+        rows.append({"term": term, "factors": [], "share": ss / ss_total if ss_total else np.nan, "ss": ss,
+                     "df": float(df), "F": np.nan, "df_den": np.nan, "pvalue": np.nan})
     out = pd.DataFrame(rows)
     tested = out["pvalue"].notna()
     out["pvalue_adj"] = np.nan
     out.loc[tested, "pvalue_adj"] = adjust(out.loc[tested, "pvalue"].to_numpy(), alpha_correction)
-    out["factors"] = [[back[p[2:-1]] for p in k.split(":")] if k else [] for k in out["key"]]
-    return out.drop(columns="key")
+    return out
+
+
+def _design(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> np.ndarray:
+    """Intercept plus sum-to-zero-free dummy columns of every term (main effects and products of dummies)."""
+    cols = [np.ones(len(cm))]
+    dummies = {f: pd.get_dummies(cm[f], drop_first=True, dtype=float).to_numpy() for t in terms for f in t}
+    for t in terms:
+        block = dummies[t[0]]
+        for f in t[1:]:
+            block = (block[:, :, None] * dummies[f][:, None, :]).reshape(len(cm), -1)
+        cols.append(block)
+    return np.column_stack(cols)
+
+
+def _rss(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> tuple[float, int]:
+    """Weighted residual sum of squares of `mean ~ terms` (weights = networks per configuration) and the model rank."""
+    w = np.sqrt(cm["size"].to_numpy(float))
+    x = _design(cm, terms) * w[:, None]
+    y = cm["mean"].to_numpy(float) * w
+    coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    return float(((y - x @ coef) ** 2).sum()), int(rank)
+
+
+def type2(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> pd.DataFrame:
+    """Type II sums of squares (each term after every term that does not contain it) of the weighted configuration
+    means, as statsmodels' `anova_lm(typ=2)` computes them, but also for saturated designs (no residual left), where
+    statsmodels refuses. Columns: term, ss, df; attrs: ss_model, df_model."""
+    rss_full, rank_full = _rss(cm, terms)
+    rss_null, _ = _rss(cm, [])
+    rows = []
+    for t in terms:
+        base = [u for u in terms if not set(t) <= set(u)]
+        rss_without, rank_without = _rss(cm, base)
+        rss_with, rank_with = _rss(cm, base + [t])
+        rows.append({"term": t, "ss": max(0.0, rss_without - rss_with), "df": rank_with - rank_without})
+    out = pd.DataFrame(rows)
+    out.attrs.update(ss_model=max(0.0, rss_null - rss_full), df_model=rank_full - 1)
+    return out
 
 
 def level_pairs(levels_: list[str], best: str) -> list[tuple[str, str]]:

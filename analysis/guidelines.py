@@ -41,7 +41,19 @@ def evidence(c: dict, with_test: bool = True) -> str:
 
 def _mark(c: dict) -> str:
     hit = c.get("still_improving")
-    return f" ⚠ still improving at the last epoch: {', '.join(hit)}" if hit else ""
+    if not hit:
+        return ""
+    if len(hit) <= 2:
+        return f" ⚠ still improving at the last epoch: {', '.join(hit)}"
+    return f" ⚠ {len(hit)} of the configurations involved were still improving at the last epoch"
+
+
+def _names(names: list[str], total: list[str], what: str) -> str:
+    """A list of configurations, or 'all but …' when that is shorter."""
+    if len(names) <= 6:
+        return ", ".join(names)
+    rest = [x for x in total if x not in names]
+    return f"{len(names)} of {len(total)} {what}" + (f" (all but {', '.join(rest)})" if rest and len(rest) <= 6 else "")
 
 
 def _level(s: str) -> str:
@@ -124,7 +136,9 @@ def psi_bullet(cs: list[dict]) -> str | None:
 
 def top_bullet(c: dict) -> str:
     tied = c.get("tied") or []
-    group = f"tied with it (not distinguishable from the best): {', '.join(tied)}" if tied else "no configuration ties with it"
+    others = c.get("others") or tied
+    group = (f"tied with it (not distinguishable from the best): {_names(tied, others, 'other configurations')}"
+             if tied else "no configuration ties with it")
     pending = " (needs ≥ 3 seeds to claim)" if c["kind"] == "insufficient_replication" else ""
     return (f"**{c['metric']} — best configuration{pending}:** {c['subject']} (mean {c['mean']:.4g}{_unit(c['metric'])}); "
             f"{group}. Against {c['reference']}: {evidence(c)}{_mark(c)}.")
@@ -160,7 +174,7 @@ def bullets(claims: list[dict]) -> list[str]:
 def scope(claims: list[dict], context: dict) -> list[str]:
     """The paragraph before the list: unit, test set, replication, patients, convergence, thresholds, families."""
     lines = [f"Unit of every claim: the trained network (configuration × seed; {context['n_networks']} networks, "
-             f"{context['seeds']} seed(s) per configuration at least); test images ({context['n_images']})"
+             f"typically {context['seeds']} seed(s) per configuration); test images ({context['n_images']})"
              + (f" and patients ({context['n_patients']})" if context.get("patients_known", True) else "")
              + f" are random effects. A difference is called better/worse only when it is "
              f"significant after Holm correction within its family (α = {context['alpha']}) **and** at least the "

@@ -28,6 +28,8 @@ def _frame(nets: Networks, trials: pd.DataFrame) -> pd.DataFrame | None:
     t = trials.set_index("run_key")
     lam = t["lam_final"].where(t["lam_final"].notna() & (t["lam_final"] > 0), t["lam"]) if "lam_final" in t else t["lam"]
     x = non_baseline(nets).table[["run_key", "configuration", "y"]].copy()
+    if x.empty:
+        return None
     x["cell"] = t.loc[x["run_key"], list(CELL)].astype(str).agg(" · ".join, axis=1).to_numpy()
     x["psi"] = t.loc[x["run_key"], "psi"].to_numpy(float)
     x["lam"] = lam.loc[x["run_key"]].to_numpy(float)

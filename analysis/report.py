@@ -207,7 +207,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
-    if claims:
+    if len(per_image):
         md = guidelines.write(claims, context, out)
         lines += ["## Guidelines", "", md.split("\n", 2)[2]]
     else:
@@ -262,7 +262,7 @@ def _context(per_image: pd.DataFrame, claims: list[dict], s: Settings, metrics: 
     from study.config import METRIC_UNITS
 
     counts = per_image.groupby("configuration")["run_key"].nunique()
-    return {"n_networks": int(per_image["run_key"].nunique()), "seeds": int(counts.min()),
+    return {"n_networks": int(per_image["run_key"].nunique()), "seeds": int(counts.median()),
             "n_images": first.get("n_images", per_image["image_id"].nunique()),
             "n_patients": first.get("n_patients", 1), "alpha": s.alpha, "min_seeds": s.min_seeds,
             "min_patients": s.min_patients, "improving": improving,

@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.effects import cell_means, design_factors, factor_effects
 from analysis.figures import boxplot, cd_diagram, effects_plot, interaction_plot
 from analysis.load import BASELINE, HIGHER_IS_BETTER, block_key, block_scores, input_scores, seed_scores
-from analysis.stats import (conover, format_p, friedman, mean_ranks, mixed_model, nemenyi, p_clause,
+from analysis.stats import (conover, format_p, friedman, mean_ranks, mixed_model, nemenyi, nemenyi_cd, p_clause,
                             pairwise_wilcoxon, power_n, pvalue_matrix)
 
 ALPHA = 0.05
@@ -97,8 +97,9 @@ def sensitivity(per_image: pd.DataFrame, metric: str, best: str, stats_dir: Path
     mm = mixed_model(per_image.assign(block=per_image[block_key(per_image)]), metric, reference=BASELINE)
     if mm["ok"]:
         mm["coefficients"].to_csv(stats_dir / f"{metric}_mixed_model.csv", index=False)
-        lines.append(f"- mixed model `{metric} ~ configuration + (1 | image)` on {mm['n_obs']} image × seed rows "
-                     f"({mm['n_groups']} images): likelihood-ratio χ²({mm['df']}) = {mm['lr']:.2f}, "
+        lines.append(f"- mixed model `{metric} ~ configuration + (1 | image) + (1 | network)` (crossed random "
+                     f"intercepts, REML) on {mm['n_obs']} image × network rows ({mm['n_groups']} images, "
+                     f"{mm['n_networks']} trained networks): Wald χ²({mm['df']}) = {mm['wald']:.2f}, "
                      f"{p_clause(mm['pvalue'])}{'' if mm['converged'] else ' (did not converge: read with care)'}; "
                      f"coefficients against {mm['reference']} in `stats/{metric}_mixed_model.csv`.")
     else:
@@ -191,9 +192,15 @@ def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[lis
             else:
                 pmat, what = matrices["conover"].loc[shown_configs, shown_configs], "Conover–Holm"
             top = "" if k <= MAX_ALL_PAIRS else f" ({len(shown_configs)} of {k}: the best by mean rank)"
+            cd = nemenyi_cd(k, len(scores), ALPHA)
+            numbers["nemenyi_cd"] = cd
             fig = cd_diagram(ranks, pmat, out / "figures" / f"cd_{metric}.png", ALPHA,
-                             f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate")
-            lines += ["", f"![{metric} critical-difference diagram](figures/{fig.name})"]
+                             f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate; "
+                             f"Nemenyi CD = {cd:.2f}")
+            lines += ["", f"Nemenyi critical difference (Demšar 2006): CD = {cd:.2f} mean ranks (k = {k}, n = "
+                          f"{len(scores)} images, α = {ALPHA}); two configurations whose mean ranks differ by less "
+                          f"are not separated by the Nemenyi test. The diagram's bars follow {what}.",
+                      "", f"![{metric} critical-difference diagram](figures/{fig.name})"]
     fig = boxplot(scores[shown_configs], metric, out / "figures" / f"box_{metric}.png", order=shown_configs,
                   reference=ref)
     lines += ["", f"![{metric} per configuration](figures/{fig.name})", ""]

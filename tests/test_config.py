@@ -13,7 +13,8 @@ from conftest import REPO, tiny_spec, write_spec
 def test_smoke_spec_loads_with_its_factors():
     spec = load_spec(REPO / "experiments" / "smoke.yaml")
     assert spec.factors.feature_level == ["block3_conv2", "block5_conv4"]
-    assert 0.0 in spec.factors.lam and len(spec.factors.seed) == 2
+    assert 0.0 in spec.factors.lam and len(spec.factors.seed) == 3  # the fewest seeds the guidelines accept
+    assert spec.analysis.min_seeds == 3 and spec.analysis.effect("psnr") == 0.1
     assert spec.window.center == 40 and spec.window.width == 400
     assert spec.data.n_test >= 24
 
@@ -75,3 +76,10 @@ def test_paper_grid_dry_run_needs_neither_data_nor_weights(tmp_path):
     assert "1925 trials (385 configurations × 5 seeds)" in res.output.replace("\n", " ")
     with pytest.raises(StudyError, match="not found"):  # a real run does need them
         load_spec(REPO / "experiments" / "perceptual_grid.yaml")
+
+
+def test_analysis_section_is_validated(tmp_path):
+    spec = load_spec(write_spec(tmp_path, tiny_spec(tmp_path, analysis={"min_effect": {"psnr": 0.2}})))
+    assert spec.analysis.effect("psnr") == 0.2 and spec.analysis.effect("ssim") == 0.002
+    with pytest.raises(StudyError, match=r"field 'analysis.min_effect.psnx.*got 'psnx'"):
+        load_spec(write_spec(tmp_path, tiny_spec(tmp_path, analysis={"min_effect": {"psnx": 0.2}})))

@@ -177,3 +177,28 @@ def test_contrast_matches_a_crossed_mixed_model():
     got = contrasts(network_means(images, "psnr"), [{a: 1.0, b: -1.0}]).iloc[0]
     assert got["estimate"] == pytest.approx(fit.params[pa] - fit.params[pb], rel=1e-6)
     assert got["se"] == pytest.approx(se, rel=0.02)
+
+
+def test_type2_sums_of_squares_match_statsmodels_and_survive_a_saturated_design():
+    import warnings
+
+    from statsmodels.stats.anova import anova_lm
+
+    from analysis.factors import type2
+
+    trials, images = tables(seed=4, seeds=FIVE, net_sd=0.3, failed=1, lams=(0.001, 0.01, 0.1), effect=medical_plus_one)
+    nets = network_means(images, "psnr", ["feature_level", "pretraining", "lam"])
+    t = nets.table[nets.table["configuration"] != "pixel-only"].astype({"lam": str})
+    cm = t.groupby(["configuration", "feature_level", "pretraining", "lam"])["y"].agg(["mean", "size"]).reset_index()
+    terms = [("feature_level",), ("pretraining",), ("lam",), ("feature_level", "pretraining"),
+             ("feature_level", "lam"), ("pretraining", "lam")]
+    got = type2(cm, terms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = anova_lm(smf.ols("y ~ (C(feature_level) + C(pretraining) + C(lam))**2", t).fit(), typ=2)
+    np.testing.assert_allclose(got["ss"], ref["sum_sq"].iloc[:6], rtol=1e-8)
+    assert list(got["df"]) == list(ref["df"].iloc[:6].astype(int))
+    # two factors, every cell one configuration: the interaction uses up the configuration means (no residual)
+    two = cm[cm["lam"] == "0.1"]
+    sat = type2(two, [("feature_level",), ("pretraining",), ("feature_level", "pretraining")])
+    assert sat["df"].tolist() == [1, 1, 1] and (sat["ss"] >= 0).all() and sat.attrs["df_model"] == 3

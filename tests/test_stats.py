@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,17 +115,25 @@ def test_pvalue_matrix_is_symmetric(scores):
 
 
 def test_mixed_model_matches_statsmodels():
+    """Crossed random intercepts for image and trained network (REML), Wald χ² of the configuration terms."""
     rng = np.random.default_rng(2)
-    rows = [{"block": f"i{i}", "configuration": c, "psnr": 30 + g + eff + rng.normal(0, .5)}
-            for i, g in enumerate(rng.normal(0, 2, 15)) for c, eff in (("base", 0), ("x", .8), ("y", .1)) for _ in range(2)]
+    rows = [{"block": f"i{i}", "configuration": c, "run_key": f"{c}{s}", "psnr": 30 + g + eff + net + rng.normal(0, .5)}
+            for c, eff in (("base", 0), ("x", .8), ("y", .1)) for s, net in enumerate(rng.normal(0, .3, 3))
+            for i, g in enumerate(np.random.default_rng(9).normal(0, 2, 15))]
     df = pd.DataFrame(rows)
     res = mixed_model(df, "psnr", reference="base")
-    full = smf.mixedlm("psnr ~ C(configuration)", df, groups=df["block"]).fit(reml=False)
-    null = smf.mixedlm("psnr ~ 1", df, groups=df["block"]).fit(reml=False)
-    assert res["ok"] and res["lr"] == pytest.approx(2 * (full.llf - null.llf), rel=1e-6)
+    full = smf.mixedlm("psnr ~ C(configuration)", df.assign(one=1), groups="one",
+                       vc_formula={"image": "0 + C(block)", "network": "0 + C(run_key)"}).fit(reml=True)
+    assert res["ok"] and res["crossed"] and res["n_networks"] == 9 and res["df"] == 2
     coefs = res["coefficients"].set_index("configuration")["coef"]
     assert coefs["x"] == pytest.approx(full.params["C(configuration)[T.x]"], rel=1e-6)
-    assert res["pvalue"] < 0.001 and res["df"] == 2
+    names = ["C(configuration)[T.x]", "C(configuration)[T.y]"]
+    b = full.fe_params[names].to_numpy()
+    wald = b @ np.linalg.solve(full.cov_params().loc[names, names].to_numpy(), b)
+    assert res["wald"] == pytest.approx(wald, rel=1e-6) and res["pvalue"] == pytest.approx(sps.chi2.sf(wald, 2))
+    # without a network column: a random intercept per image only
+    only = mixed_model(df.drop(columns="run_key"), "psnr", reference="base")
+    assert only["ok"] and not only["crossed"] and only["n_networks"] is None
 
 
 def test_power_from_observed_differences():
@@ -154,3 +164,88 @@ def test_vectorised_paired_tests_equal_the_per_column_ones():
         assert got["statistic"][j] == pytest.approx(stat, nan_ok=True)
         assert got["effect_size"][j] == pytest.approx(rank_biserial(col, np.zeros_like(col)))
         assert (got["ci_low"][j], got["ci_high"][j]) == pytest.approx(median_ci(col))
+
+
+def _difference_tables(seed, count, rows, cols, min_n=0):
+    """Random paired-difference tables rounded so that ties and zeros occur, with all-zero and constant columns and
+    NaNs (a NaN leaves that block out of that comparison only; none where a column could drop below `min_n`)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n, k = int(rng.integers(*rows, endpoint=True)), int(rng.integers(*cols, endpoint=True))
+        d = rng.normal(rng.uniform(-0.3, 0.6), rng.uniform(0.5, 1.5), (n, k))
+        d = np.column_stack([np.round(c, rng.choice([0, 1, 1, 3, 8])) for c in d.T])  # most columns tie, some don't
+        if rng.random() < 0.3:
+            d[:, rng.integers(k)] = 0.0
+        if rng.random() < 0.3:
+            d[:, rng.integers(k)] = 0.5
+        if rng.random() < 0.4 and n - 3 >= min_n:
+            d[rng.integers(n, size=3), rng.integers(k, size=3)] = np.nan
+        yield d
+
+
+def _per_column_wilcoxon(col):
+    if np.all(col == 0):
+        return np.nan, 1.0  # as wilcoxon_pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sps.wilcoxon(col, zero_method="wilcox", alternative="two-sided")
+    return float(res.statistic), float(res.pvalue)
+
+
+def _assert_wilcoxon_per_column(tables):
+    from analysis.stats import paired_tests
+
+    for d in tables:
+        got = paired_tests(d, ci=False)
+        cols = [d[:, j][~np.isnan(d[:, j])] for j in range(d.shape[1])]
+        ref = np.array([_per_column_wilcoxon(c) for c in cols])
+        np.testing.assert_array_equal(got["n"], [c.size for c in cols])
+        np.testing.assert_allclose(got["statistic"], ref[:, 0], rtol=1e-9, atol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(got["pvalue"], ref[:, 1], rtol=1e-9, atol=1e-12)
+
+
+def test_paired_tests_choose_the_wilcoxon_null_per_column():
+    """scipy's method="auto" picks exact / normal approximation once per call: one tie or zero in any column used to
+    switch every column of the batched call to the normal approximation."""
+    # n ≥ 14 (exact or normal approximation): the reference's permutation test at n ≤ 13 is slow (below)
+    _assert_wilcoxon_per_column(_difference_tables(11, 400, rows=(14, 30), cols=(5, 15), min_n=14))
+
+
+def test_paired_tests_small_samples_match_scipys_permutation_test():
+    """n ≤ 13 with ties or zeros: scipy's exact sign-flip permutation test (computed here without scipy's
+    per-column loop); tie-free columns beside them keep the exact null distribution."""
+    _assert_wilcoxon_per_column(_difference_tables(12, 40, rows=(3, 8), cols=(4, 10)))
+    d = np.random.default_rng(13).normal(0.4, 1, (13, 2))  # at n = 13 scipy takes about a second per column
+    d[0, 1] = 0.0
+    _assert_wilcoxon_per_column([d])
+
+
+def test_paired_tests_median_cis_equal_per_column_median_ci():
+    """Ties at the median make every jackknife median equal: a per-column BCa bootstrap is then undefined (0 / 0
+    acceleration) and `median_ci` falls back to percentile, whereas the batched call used to get a spurious finite
+    acceleration from rounding."""
+    from analysis.stats import paired_tests
+
+    n_cols = 0
+    for d in _difference_tables(14, 30, rows=(8, 30), cols=(5, 15)):
+        got = paired_tests(d)
+        for j in range(d.shape[1]):
+            col = d[:, j][~np.isnan(d[:, j])]
+            np.testing.assert_allclose((got["ci_low"][j], got["ci_high"][j]), median_ci(col), rtol=1e-9, atol=1e-12)
+            n_cols += 1
+    assert n_cols >= 200
+
+
+def test_nemenyi_critical_difference_matches_demsar():
+    from analysis.stats import nemenyi_cd
+
+    # Demšar (2006), critical values q_0.05 of the two-tailed Nemenyi test, k = 2 … 10 (CD = q_α √(k (k + 1) / (6 N)))
+    q05 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850, 7: 2.949, 8: 3.031, 9: 3.102, 10: 3.164}
+    for k, q in q05.items():
+        assert nemenyi_cd(k, 1) / np.sqrt(k * (k + 1) / 6) == pytest.approx(q, abs=1e-3)
+    assert nemenyi_cd(4, 14) == pytest.approx(1.25, abs=0.01)  # k = 4, N = 14
+    assert nemenyi_cd(4, 14, alpha=0.10) < nemenyi_cd(4, 14) < nemenyi_cd(4, 7)
+
+
+def test_friedman_line_says_the_statistic_is_tie_corrected(scores):
+    assert "(tie-corrected)" in friedman(scores).line()
