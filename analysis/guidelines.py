@@ -82,6 +82,17 @@ def c_min(c: dict) -> str:
     return f"{c['min_effect']:g}{_unit(c['metric'])}"
 
 
+def _beaten(beats: list[dict], word: str) -> str:
+    """'better than X (evidence)' per beaten level, or one summary line with the weakest of them when there are many."""
+    if len(beats) <= 3:
+        return "; ".join(f"{word} {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in beats)
+    weakest = min(beats, key=lambda c: abs(c["estimate"]))
+    hit = sorted({x for c in beats for x in c.get("still_improving") or []})
+    mark = f" ⚠ {len(hit)} of the configurations involved were still improving at the last epoch" if hit else ""
+    return (f"{word} {', '.join(_level(c['reference']) for c in beats)} (the smallest of these differences: "
+            f"{_level(weakest['reference'])}, {evidence(weakest, False)}; all in guidelines.json){mark}")
+
+
 def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
     """The recommended level of a factor over the metrics, with the levels tied with it."""
     levels = [c for c in cs if c.get("factor") == factor and c["kind"] != "depends" and c.get("on") is None
@@ -95,7 +106,7 @@ def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
         beats = [c for c in mine if c["kind"] in ("better", "worse") or c.get("would_be") in ("better", "worse")]
         tied = [_level(c["reference"]) for c in mine if c not in beats]
         word = "needs ≥ 3 seeds to claim" if any(c["kind"] == "insufficient_replication" for c in beats) else "better than"
-        text = "; ".join(f"{word} {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in beats) or "no level beaten"
+        text = _beaten(beats, word) or "no level beaten"
         tie = f"; tied with it: {', '.join(tied)}" if tied else ""
         parts.append(f"{metric}: use {_level(mine[0]['subject'])} — {text}{tie}")
     c0 = firm[0]
@@ -193,7 +204,9 @@ def scope(claims: list[dict], context: dict) -> list[str]:
         lines.append(f"**{context['n_patients']} test patient(s)** (fewer than {context['min_patients']}): the results "
                      f"describe these patients and cannot generalise across patients.")
     if context.get("improving"):
-        names = ", ".join(f"{k} ({v:.0%} of seeds)" for k, v in context["improving"].items())
+        top = sorted(context["improving"].items(), key=lambda kv: -kv[1])
+        names = ", ".join(f"{k} ({v:.0%} of seeds)" for k, v in top[:10])
+        names += f" and {len(top) - 10} more (`stats/convergence.csv`)" if len(top) > 10 else ""
         lines.append(f"**Still improving at the last epoch** (validation gain ≥ the smallest effect, best epoch last): "
                      f"{names}. A fixed epoch budget favours fast learners: for claims marked ⚠ the budget, not the "
                      f"design, may explain the result.")
