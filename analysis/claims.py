@@ -232,7 +232,7 @@ def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[st
         claims += mc.build()
         for name, t in mc.tables.items():
             tables.setdefault(name, []).append(t)
-    claims += disagreements(claims)
+    claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []), s)
     mark_improving(claims, improving or {})
     return claims, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
 
@@ -247,6 +247,30 @@ def disagreements(claims: list[dict]) -> list[dict]:
                     and d["subject"] == c["reference"]:
                 out.append({**c, "kind": "depends", "on": "metric", "context": f"{c['metric']} vs {d['metric']}",
                             "other": {k: d[k] for k in ("metric", "subject", "estimate", "ci_low", "ci_high", "p_adj")}})
+    return out
+
+
+def best_disagreements(claims: list[dict], vs_best: list[pd.DataFrame], s: Settings) -> list[dict]:
+    """Where metrics name different best configurations: under metric m, its best against the other metric's best
+    (from m's configurations-against-the-best family); `depends` when m separates them, else `undecided`."""
+    best = {c["metric"]: c for c in claims if c.get("would_be", c["kind"]) == "best"}
+    tables = {t["metric"].iloc[0]: t for t in vs_best if len(t)}
+    out = []
+    for m, c in best.items():
+        for other, d in best.items():
+            if other == m or d["subject"] == c["subject"] or m not in tables:
+                continue
+            row = tables[m][tables[m]["b"] == d["subject"]]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            kind = "depends" if r["verdict"] == "better" else "undecided"
+            out.append({**{k: c[k] for k in ("metric", "test", "family", "n_images", "n_patients", "min_effect")},
+                        "kind": kind, "subject": c["subject"], "reference": d["subject"], "on": "metric",
+                        "context": f"best under {m} vs best under {other}", "estimate": float(r["estimate"]),
+                        "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]), "p_adj": float(r["p_adj"]),
+                        "n_networks": int(r["n_networks"]), "other_metric": other,
+                        "configurations": [c["subject"], d["subject"]]})
     return out
 
 

@@ -156,17 +156,28 @@ def top_bullet(c: dict) -> str:
 
 
 def disagreement_bullet(cs: list[dict]) -> str | None:
-    dis = [c for c in cs if c.get("on") == "metric"]
-    best = {c["metric"]: c["subject"] for c in cs if c.get("would_be", c["kind"]) == "best"}
+    """Factor recommendations that metrics confirm in opposite directions, and differing best configurations (each
+    metric's best against the other's, under that metric)."""
+    dis = [c for c in cs if c.get("on") == "metric" and c.get("factor")]
     parts = [f"{NAMES.get(c['factor'], c['factor'])}: {c['metric']} prefers {_level(c['subject'])} "
              f"({evidence(c, False)}), {c['other']['metric']} prefers {_level(c['other']['subject'])} "
              f"(Δ{c['other']['metric']} {_num(c['other']['estimate'])} [95% CI {_num(c['other']['ci_low'])}, "
              f"{_num(c['other']['ci_high'])}])" for c in dis]
-    if len(set(best.values())) > 1:
-        parts.append("best configuration: " + "; ".join(f"{m}: {b}" for m, b in best.items()))
+    best = [c for c in cs if c.get("on") == "metric" and c.get("other_metric")]
+    split = [c for c in best if c.get("would_be", c["kind"]) == "depends"]
+    parts += [f"under {c['metric']} its best {c['subject']} beats {c['other_metric']}'s best {c['reference']} "
+              f"({evidence(c, False)})" for c in split]
+    if best and not split:
+        names = "; ".join(dict.fromkeys(f"{c['metric']}: {c['subject']}" for c in best))
+        widest = max(best, key=lambda c: abs(c["estimate"]) / (c["min_effect"] or 1))
+        parts.append(f"the best configuration differs by metric ({names}), but under each metric the others' bests "
+                     f"are tied with its own (largest: {widest['metric']}, {evidence(widest, False)})")
     if not parts:
         return None
-    return "**Metrics disagree:** " + "; ".join(parts) + "."
+    c0 = (dis or best)[0]
+    return ("**Where the metrics disagree:** " + "; ".join(parts) +
+            f". ({c0['test']}; family: each metric's own, as above; n = {c0['n_images']} images, "
+            f"{c0['n_patients']} patient(s), {c0['n_networks']} networks per contrast.)")
 
 
 def bullets(claims: list[dict]) -> list[str]:
