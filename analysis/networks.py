@@ -157,7 +157,9 @@ def contrasts(nets: Networks, weights: list[dict[str, float]], confidence: float
     se, df = nets.variance.se_df(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = est / se
+        # no spread at all (se = 0): decided by the estimate; no error term (one network each, se NaN): no test
         p = np.where(se > 0, 2 * sps.t.sf(np.abs(t), df), np.where(est == 0, 1.0, 0.0))
+        p = np.where(np.isnan(se), np.nan, p)
     q = sps.t.ppf(0.5 + confidence / 2, df)
     return pd.DataFrame({"estimate": est, "se": se, "df": df, "t": t, "pvalue": p, "ci_low": est - q * se,
                          "ci_high": est + q * se, "n_networks": [int(sum(counts[c] for c in ws)) for ws in weights]})
@@ -169,7 +171,8 @@ def tost(estimate, se, df, margin: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         lower = sps.t.sf((est + margin) / se, df)
         upper = sps.t.cdf((est - margin) / se, df)
-    return np.where(se > 0, np.maximum(lower, upper), np.where(np.abs(est) < margin, 0.0, 1.0))
+    p = np.where(se > 0, np.maximum(lower, upper), np.where(np.abs(est) < margin, 0.0, 1.0))
+    return np.where(np.isnan(se), np.nan, p)
 
 
 def seeds_needed(variance: Variance, effect: float, power: float = 0.8, alpha: float = 0.05, max_seeds: int = 100) -> float:

@@ -114,7 +114,11 @@ def adjust(pvalues, correction: str = "holm") -> np.ndarray:
     p = np.asarray(pvalues, float)
     if p.size == 0 or correction == "none":
         return p
-    return multipletests(p, method=correction)[1]
+    out = np.full(p.shape, np.nan)  # a comparison without a test (NaN) is left out of the family
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=correction)[1]
+    return out
 
 
 def paired_tests(d: np.ndarray, ci: bool = True) -> dict[str, np.ndarray]:

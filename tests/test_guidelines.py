@@ -202,3 +202,10 @@ def test_type2_sums_of_squares_match_statsmodels_and_survive_a_saturated_design(
     two = cm[cm["lam"] == "0.1"]
     sat = type2(two, [("feature_level",), ("pretraining",), ("feature_level", "pretraining")])
     assert sat["df"].tolist() == [1, 1, 1] and (sat["ss"] >= 0).all() and sat.attrs["df_model"] == 3
+
+
+def test_one_seed_gives_no_test_rather_than_a_zero_p_value():
+    claims = _claims(0, seeds=(0,), effect=medical_plus_one)
+    assert claims and not {c["kind"] for c in claims} & FIRM
+    tested = [c for c in claims if c["subject"] != "seeds per configuration"]
+    assert tested and all(c["p_adj"] != c["p_adj"] for c in tested)  # NaN: no between-network error term
