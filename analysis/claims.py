@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.factors import (NAMES, _cells, design_networks, importance, interaction_weights, level_weights, levels,
+from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_weights, levels,
                               marginal_means, simple_weights)
 from analysis.load import BASELINE, HIGHER_IS_BETTER
 from analysis.networks import Networks, contrasts, non_baseline, seeds_needed, tost

@@ -124,7 +124,7 @@ def importance(nets: Networks, factors: list[str], alpha_correction: str = "holm
 
 
 def _design(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> np.ndarray:
-    """Intercept plus sum-to-zero-free dummy columns of every term (main effects and products of dummies)."""
+    """Intercept plus treatment-coded dummy columns of every term (interactions as products of dummies)."""
     cols = [np.ones(len(cm))]
     dummies = {f: pd.get_dummies(cm[f], drop_first=True, dtype=float).to_numpy() for t in terms for f in t}
     for t in terms:
@@ -159,12 +159,3 @@ def type2(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out.attrs.update(ss_model=max(0.0, rss_null - rss_full), df_model=rank_full - 1)
     return out
-
-
-def level_pairs(levels_: list[str], best: str) -> list[tuple[str, str]]:
-    """The recommended level against each other level."""
-    return [(best, lv) for lv in levels_ if lv != best]
-
-
-def factor_pairs(factors: list[str]) -> list[tuple[str, str]]:
-    return list(combinations(factors, 2))

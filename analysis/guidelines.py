@@ -16,7 +16,6 @@ from analysis.stats import p_clause
 
 MAX_BULLETS = 15
 PRIMARY = 3  # metrics given their own bullets (the first ones of the report); the others are in guidelines.json
-FIRM = ("better", "worse", "depends", "best")
 
 
 def _unit(metric: str) -> str:
@@ -58,10 +57,6 @@ def _names(names: list[str], total: list[str], what: str) -> str:
 
 def _level(s: str) -> str:
     return s.split("=", 1)[1] if s and "=" in s else str(s)
-
-
-def _firm(c: dict) -> bool:
-    return c["kind"] in FIRM
 
 
 def importance_bullet(metric: str, cs: list[dict]) -> str | None:
@@ -227,7 +222,7 @@ def scope(claims: list[dict], context: dict) -> list[str]:
 def as_markdown(claims: list[dict], context: dict) -> str:
     items = bullets(claims)
     shown = items[:MAX_BULLETS]
-    cut = [f"", f"{len(items) - MAX_BULLETS} more bullet(s) left out to keep the list short; every claim is in "
+    cut = ["", f"{len(items) - MAX_BULLETS} more bullet(s) left out to keep the list short; every claim is in "
            f"`guidelines.json`."] if len(items) > MAX_BULLETS else []
     return "\n".join(["# Guidelines", "", *[f"{p}\n" for p in scope(claims, context)],
                       *[f"- {b}" for b in shown], *cut, "",

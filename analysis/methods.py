@@ -49,15 +49,15 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
         f"configurations plus the test-set deviation), called when the CI excludes 0 and the difference is ≥ "
         f"{s.psi_min_effect}. Configurations still improving at the last epoch (validation gain ≥ the smallest "
         f"effect, best epoch last, in at least half of their seeds) are marked on every claim that involves them.")
-    pairs = (f"pairwise two-sided Wilcoxon signed-rank tests (zero differences discarded; exact or normal "
-             f"approximation per pair as scipy chooses) with Holm correction over "
+    pairs = ("pairwise two-sided Wilcoxon signed-rank tests (zero differences discarded; exact or normal "
+             "approximation per pair as scipy chooses) with Holm correction over "
              + (f"each configuration against the best and against the pixel-only baseline (with k = {k} all pairs "
-                f"would be too large a family); Conover post-hoc p-values (Holm) drive the critical-difference "
-                f"diagram of the 20 best configurations; the Nemenyi test and the mixed model are skipped"
+                "would be too large a family); Conover post-hoc p-values (Holm) drive the critical-difference "
+                "diagram of the 20 best configurations; the Nemenyi test and the mixed model are skipped"
                 if large else
-                f"all pairs of a metric (one family per metric); Nemenyi and Conover post-hoc tests; the "
-                f"critical-difference diagram joins configurations that Wilcoxon–Holm does not separate and states "
-                f"the Nemenyi critical difference (Demšar 2006)"))
+                "all pairs of a metric (one family per metric); Nemenyi and Conover post-hoc tests; the "
+                "critical-difference diagram joins configurations that Wilcoxon–Holm does not separate and states "
+                "the Nemenyi critical difference (Demšar 2006)"))
     conditional = (
         f"**Conditional analysis (what paper 1 did).** Seeds averaged, test images as blocks (n = {n_images}): the "
         f"Friedman test (scipy's tie-corrected χ²; Kendall's W; Iman–Davenport F alongside), {pairs}; the "
