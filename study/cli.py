@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from study.errors import StudyError
 
@@ -25,7 +26,7 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except StudyError as err:
-            err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             err_console.print("interrupted: finished trials are kept; run again (or with --resume) to continue")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -230,7 +230,8 @@ class Factors(_Strict):
     psi_target: list[float] = Field(default_factory=list, description="Ψ targets: λ calibrated inside each trial")
     loss: list[str] = Field(default_factory=list, description="named losses (built in or under `losses:`); empty = "
                                                               "paper 1's MSE + λ·perceptual")
-    seed: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seed: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1,
+                                                                  description="seeds 0 … 2³² − 1 (numpy's range)")
 
     @field_validator("feature_level")
     @classmethod
@@ -474,6 +475,9 @@ class StudySpec(_Strict):
             if self.loss(name).perceptual and self.factors.psi_target and not any(self.loss(name).terms.values()):
                 raise ValueError(f"factors.loss: {name!r} has no pixel term, so a Ψ target (the perceptual share of "
                                  f"pixel + perceptual) cannot be reached")
+        if self.data.source == "phantom" and self.training.patch_size > self.data.size:
+            raise ValueError(f"training.patch_size {self.training.patch_size} is larger than the {self.data.size}² "
+                             f"phantom slices (data.size)")
         ct = sorted(set(CT_METRICS) & (set(self.metrics) | set(self.training.val_metrics)))
         if ct and self.data.source != "phantom":
             raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "
@@ -503,12 +507,58 @@ class StudySpec(_Strict):
         return EncoderSpec(source=name)  # built-ins
 
 
+MAX_QUOTE = 200  # characters of a bad value an error message quotes
+MAX_YAML_NODES = 100_000  # a spec is a few hundred nodes; aliases that expand beyond this are refused (alias bombs)
+
+
+def _short(value) -> str:
+    """repr of a bad value, cut to MAX_QUOTE characters (a huge value must not become a huge message)."""
+    if isinstance(value, (list, tuple)) and len(value) > 50:
+        value = type(value)(value[:50])
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + f"… ({len(text)} characters)"
+
+
+def _expanded_nodes(node, memo: dict) -> int:
+    """How many nodes the YAML graph holds once its aliases are expanded (shared sub-graphs counted each time)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = 1  # a cycle counts once (PyYAML refuses recursive aliases in safe_load anyway)
+    if isinstance(node, yaml.SequenceNode):
+        n = 1 + sum(_expanded_nodes(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n = 1 + sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+    else:
+        n = 1
+    memo[key] = n
+    return n
+
+
+def _read_yaml(path: Path):
+    """The YAML document of `path`; one-line StudyError for undecodable, malformed or alias-bomb files."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise StudyError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the spec as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_nodes(node, {}) > MAX_YAML_NODES:
+            raise StudyError(f"{path}: its YAML aliases expand to more than {MAX_YAML_NODES:,} values; a study spec "
+                             f"is far smaller (an alias bomb?)")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise StudyError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+
+
 def _describe(err: ValidationError) -> str:
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(top level)"
     msg = e["msg"].removeprefix("Value error, ")
     value = e.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
     more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
     return f"field '{loc}': {msg}{shown}{more}"
 
@@ -549,10 +599,4 @@ def load_spec(path: str | Path, *, check_paths: bool = True) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"{path}: study spec not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise StudyError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
-    return parse_spec(raw, str(path), check_paths=check_paths)
+    return parse_spec(_read_yaml(path), str(path), check_paths=check_paths)
