@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
+from study.events import log_event, read_events
 from study.locks import file_lock
 from study.provenance import git_commit, package_versions
 from study.results import read_record, write_json, write_parquet
@@ -41,27 +42,6 @@ def _examples_png(examples: dict, window: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def log_event(out: Path, event: str, **fields) -> None:
-    """Append one line to the trial's `events.log` (JSON lines): the audit trail of starts, retries and ends."""
-    line = json.dumps({"t": round(time.time(), 3), "event": event, "host": socket.gethostname(), "pid": os.getpid(),
-                       **fields})
-    with open(out / "events.log", "a") as f:
-        f.write(line + "\n")
-
-
-def read_events(out: Path) -> list[dict]:
-    p = Path(out) / "events.log"
-    if not p.is_file():
-        return []
-    events = []
-    for line in p.read_text().splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill
-            continue
-    return events
 
 
 def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = None, retries: int = 0) -> dict:

@@ -196,6 +196,33 @@ def init_output(model, train_fd, hu_range) -> None:
         model.init_output_bias(float(np.mean(hu_to_unit(np.asarray(sample, np.float64), *hu_range))))
 
 
+CHECKPOINT_KEYS = ("model", "opt", "rng", "torch_rng", "epoch", "history", "best", "best_score")
+
+
+def _load_checkpoint(path: Path, device) -> dict | None:
+    """The trial's checkpoint (tensors and plain data only: `weights_only=True`), or None when there is none. A file
+    that cannot be read as one (garbage, truncated, missing keys) is moved aside to `checkpoint.pt.corrupt-<time>`,
+    named in a warning and in `events.log`, and the trial starts again from scratch instead of failing for ever."""
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+        if missing:
+            raise ValueError(f"not a trial checkpoint (missing {', '.join(missing)})")
+        return ck
+    except Exception as err:  # noqa: BLE001 - whatever the file holds, it is not a checkpoint we can resume from
+        from study.events import log_event
+
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        os.replace(path, aside)
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+        print(f"warning: {path} could not be read as a checkpoint ({reason}); moved to {aside.name}, training "
+              f"this trial from the start", flush=True)
+        log_event(path.parent, "checkpoint_corrupt", file=str(path), moved_to=aside.name, reason=reason)
+        return None
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -281,8 +308,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
     start, history, best, best_score = 0, [], None, -math.inf
-    if ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ck = _load_checkpoint(ckpt_path, device)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         rng.bit_generator.state = ck["rng"]
