@@ -15,6 +15,7 @@ from analysis.factors import NAMES
 from analysis.stats import p_clause
 
 MAX_BULLETS = 15
+OWN_FAMILIES = "each metric's own, as above"
 PRIMARY = 3  # metrics given their own bullets (the first ones of the report); the others are in guidelines.json
 
 
@@ -34,8 +35,13 @@ def evidence(c: dict, with_test: bool = True) -> str:
     name, u = ("ΔR²", "") if c.get("unit") else (f"Δ{c['metric']}", _unit(c["metric"]))
     eff = f"{name} {_num(c['estimate'])}{u} [95% CI {_num(c['ci_low'])}, {_num(c['ci_high'])}]"
     p = "" if c["p_adj"] is None or not math.isfinite(c["p_adj"]) else ", " + p_clause(c["p_adj"], "p_adj")
-    n = f"n = {c['n_networks']} networks, {c['n_images']} images, {c['n_patients']} patient(s)"
-    return f"{eff}{p}; {c['test']}; family: {c['family']}; {n}" if with_test else f"{eff}{p}"
+    return f"{eff}{p}; {_provenance(c)}" if with_test else f"{eff}{p}"
+
+
+def _provenance(c: dict, family: str | None = None) -> str:
+    """'test; family: …; n = … networks, … images, … patient(s)' of a claim (the end of every bullet)."""
+    return (f"{c['test']}; family: {family or c['family']}; n = {c['n_networks']} networks, {c['n_images']} images, "
+            f"{c['n_patients']} patient(s)")
 
 
 def _mark(c: dict) -> str:
@@ -69,8 +75,7 @@ def importance_bullet(metric: str, cs: list[dict]) -> str | None:
              f"{evidence(c, with_test=False)})" for c in shown]
     head = f"**{metric} — what matters:** " if matter else f"**{metric} — no factor term is both significant and ≥ " \
         f"{c_min(terms[0])}:** largest is "
-    return head + "; ".join(parts) + f". ({terms[0]['test']}; family: {terms[0]['family']}; n = {terms[0]['n_networks']} " \
-        f"networks, {terms[0]['n_images']} images, {terms[0]['n_patients']} patient(s).)"
+    return head + "; ".join(parts) + f". ({_provenance(terms[0])}.)"
 
 
 def c_min(c: dict) -> str:
@@ -106,8 +111,7 @@ def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
         parts.append(f"{metric}: use {_level(mine[0]['subject'])} — {text}{tie}")
     c0 = firm[0]
     return (f"**{NAMES.get(factor, factor)}:** " + " · ".join(parts) +
-            f". ({c0['test']}; family: {c0['family']}; n = {c0['n_networks']} networks, {c0['n_images']} images, "
-            f"{c0['n_patients']} patient(s).)")
+            f". ({_provenance(c0)}.)")
 
 
 def depends_bullet(factor: str, cs: list[dict]) -> str | None:
@@ -122,8 +126,7 @@ def depends_bullet(factor: str, cs: list[dict]) -> str | None:
     overall = ", ".join(f"{m}: {_level(r)}" for m, r in dict.fromkeys((c["metric"], c["reference"]) for c in dep))
     return (f"**{NAMES.get(factor, factor)} depends on {', '.join(sorted({NAMES.get(c['on'], c['on']) for c in dep}))}"
             f"{pending}** (recommended over all levels: {overall}): " + "; ".join(parts) + more +
-            f". ({dep[0]['test']}; family: {dep[0]['family']}; n = {dep[0]['n_networks']} networks, "
-            f"{dep[0]['n_images']} images, {dep[0]['n_patients']} patient(s).)")
+            f". ({_provenance(dep[0])}.)")
 
 
 def psi_bullet(cs: list[dict]) -> str | None:
@@ -136,8 +139,7 @@ def psi_bullet(cs: list[dict]) -> str | None:
              f"{evidence(c, False)})" for c in psi]
     c0 = psi[0]
     return (f"**Ψ versus λ** (paper 1's claim; within feature level × pretraining, {c0['n_cells']} cells): "
-            + "; ".join(parts) + f". ({c0['test']}; family: {c0['family']}; n = {c0['n_networks']} networks, "
-            f"{c0['n_images']} images, {c0['n_patients']} patient(s).)")
+            + "; ".join(parts) + f". ({_provenance(c0)}.)")
 
 
 def top_bullet(c: dict) -> str:
@@ -171,8 +173,7 @@ def disagreement_bullet(cs: list[dict]) -> str | None:
         return None
     c0 = (dis or best)[0]
     return ("**Where the metrics disagree:** " + "; ".join(parts) +
-            f". ({c0['test']}; family: each metric's own, as above; n = {c0['n_images']} images, "
-            f"{c0['n_patients']} patient(s), {c0['n_networks']} networks per contrast.)")
+            f". ({_provenance(c0, family=OWN_FAMILIES)} per contrast.)")
 
 
 def bullets(claims: list[dict]) -> list[str]:

@@ -31,14 +31,14 @@ def _spec_of(results_dir: Path) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
-def settings_of(results_dir: Path) -> Settings:
+def settings_of(results_dir: Path, spec: dict | None = None) -> Settings:
     """The study's `analysis:` section (study.config.AnalysisSpec), validated; a bad value is a one-line error."""
     from pydantic import ValidationError
 
     from study.config import AnalysisSpec
     from study.errors import StudyError
 
-    raw = _spec_of(results_dir).get("analysis") or {}
+    raw = (_spec_of(results_dir) if spec is None else spec).get("analysis") or {}
     try:
         a = AnalysisSpec.model_validate(raw)
     except ValidationError as err:
@@ -49,17 +49,17 @@ def settings_of(results_dir: Path) -> Settings:
                     psi_min_effect=a.psi_min_effect)
 
 
-def patients_known(results_dir: Path, per_image: pd.DataFrame) -> bool:
+def patients_known(spec: dict, per_image: pd.DataFrame) -> bool:
     """Whether the test set knows its patients: real data (mayo, tcia, dicom) do, the synthetic phantoms do not."""
-    source = (_spec_of(results_dir).get("data") or {}).get("source", "phantom" if (results_dir / "study.yaml").is_file()
-                                                           and "data" in _spec_of(results_dir) else None)
+    data = spec.get("data")
+    source = data.get("source", "phantom") if isinstance(data, dict) else None  # "phantom" is the spec's default
     if source == "phantom" or "patient" not in per_image:
         return False
     return not per_image["patient"].astype(str).eq("phantom").all()
 
 
-def _window_of(results_dir: Path) -> dict:
-    w = _spec_of(results_dir).get("metric_window", "abdomen")
+def _window_of(spec: dict) -> dict:
+    w = spec.get("metric_window", "abdomen")
     if isinstance(w, str):
         from study.config import WINDOWS  # torch-free
 
@@ -164,11 +164,13 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
            power: bool, power_effect: float | None, extra: dict | None = None) -> None:
     (out / "stats").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    window = _window_of(results_dir)
-    settings = settings_of(results_dir)
+    spec = _spec_of(results_dir)
+    window = _window_of(spec)
+    settings = settings_of(results_dir, spec)
+    known = patients_known(spec, per_image)
     min_effect = {m: settings.effect(m) for m in HIGHER_IS_BETTER}
     seeds = sorted(trials["seed"].unique().tolist())
-    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings)]
+    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known)]
     psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
     psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
     if len(psi) and psi_cols:
@@ -187,7 +189,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
         claims, tables = study_claims(per_image, trials, metrics, settings, improving)
         lines += ["", *network_section(per_image, metrics, tables, min_effect, out)]
         context = _context(per_image, claims, settings, metrics, improving)
-        context["patients_known"] = patients_known(results_dir, per_image)
+        context["patients_known"] = known
     lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
     numbers = {}
     lines += ["", "## Results per metric, conditional on these trained networks and these test images", "",
@@ -223,7 +225,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
 
 
-def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, window: dict, settings: Settings) -> list[str]:
+def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, window: dict, settings: Settings,
+            known: bool) -> list[str]:
     counts = trials["status"].value_counts().to_dict()
     seeds = sorted(trials["seed"].unique().tolist())
     factor_text = "; ".join(
@@ -231,7 +234,6 @@ def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, wi
         for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
                            ("psi_target", "Ψ target")) if col in trials and trials[col].notna().any())
     wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
-    known = patients_known(results_dir, per_image)
     patients = sorted(per_image["patient"].dropna().astype(str).unique()) if known else []
     lines = ["## Design", "",
              f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "

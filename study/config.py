@@ -9,11 +9,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from study.errors import StudyError
 from study.layers import LAYER_END
+from study.yaml_io import read_yaml
 
 #: named display windows (centre, width) in HU
 WINDOWS: dict[str, tuple[float, float]] = {
@@ -508,7 +508,6 @@ class StudySpec(_Strict):
 
 
 MAX_QUOTE = 200  # characters of a bad value an error message quotes
-MAX_YAML_NODES = 100_000  # a spec is a few hundred nodes; aliases that expand beyond this are refused (alias bombs)
 
 
 def _short(value) -> str:
@@ -517,40 +516,6 @@ def _short(value) -> str:
         value = type(value)(value[:50])
     text = repr(value)
     return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + f"… ({len(text)} characters)"
-
-
-def _expanded_nodes(node, memo: dict) -> int:
-    """How many nodes the YAML graph holds once its aliases are expanded (shared sub-graphs counted each time)."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = 1  # a cycle counts once (PyYAML refuses recursive aliases in safe_load anyway)
-    if isinstance(node, yaml.SequenceNode):
-        n = 1 + sum(_expanded_nodes(c, memo) for c in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        n = 1 + sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
-    else:
-        n = 1
-    memo[key] = n
-    return n
-
-
-def _read_yaml(path: Path):
-    """The YAML document of `path`; one-line StudyError for undecodable, malformed or alias-bomb files."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise StudyError(f"{path}: not UTF-8 text (byte {err.start}: {err.reason}); save the spec as UTF-8") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and _expanded_nodes(node, {}) > MAX_YAML_NODES:
-            raise StudyError(f"{path}: its YAML aliases expand to more than {MAX_YAML_NODES:,} values; a study spec "
-                             f"is far smaller (an alias bomb?)")
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise StudyError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
 
 
 def _describe(err: ValidationError) -> str:
@@ -599,4 +564,4 @@ def load_spec(path: str | Path, *, check_paths: bool = True) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"{path}: study spec not found")
-    return parse_spec(_read_yaml(path), str(path), check_paths=check_paths)
+    return parse_spec(read_yaml(path), str(path), check_paths=check_paths)
