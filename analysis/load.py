@@ -6,17 +6,34 @@ from pathlib import Path
 
 import pandas as pd
 
+from study.errors import StudyError
+
 from study.metrics import QUALITY_METRICS as HIGHER_IS_BETTER  # noqa: F401  (torch-free: skimage, numpy)
 
 BASELINE = "pixel-only"
 
 
+_NEEDED = {"trials.parquet": ("run_key", "status", "configuration", "seed"),
+           "per_image.parquet": ("run_key", "image_id")}
+
+
 def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables of a results folder; a missing, unreadable or foreign table is a one-line StudyError."""
     d = Path(results_dir)
-    for name in ("trials.parquet", "per_image.parquet"):
+    tables = []
+    for name, needed in _NEEDED.items():
         if not (d / name).is_file():
-            raise FileNotFoundError(f"{d / name}: not found — is {d} a results folder of `study run`?")
-    return pd.read_parquet(d / "trials.parquet"), pd.read_parquet(d / "per_image.parquet")
+            raise StudyError(f"{d / name}: not found — is {d} a results folder of `study run`?")
+        try:
+            df = pd.read_parquet(d / name)
+        except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+            raise StudyError(f"{d / name}: not a readable parquet table ({type(err).__name__}: {str(err)[:200]}); "
+                             f"`study run --report-only` rebuilds it from the trial folders") from None
+        missing = [c for c in needed if c not in df]
+        if missing and not (name == "per_image.parquet" and df.empty):
+            raise StudyError(f"{d / name}: not a table written by `study run` (no column {', '.join(missing)})")
+        tables.append(df)
+    return tables[0], tables[1]
 
 
 def block_key(per_image: pd.DataFrame) -> str:

@@ -46,6 +46,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
     report_only: bool = typer.Option(False, "--report-only",
                                      help="run no trial: collect the trial folders into tables, MLflow and the report"),
+    wait: bool = typer.Option(False, "--wait", help="if another driver is running this study, wait for it to end"),
 ):
     """Run every trial not yet finished, then write the report."""
     from study.config import load_spec
@@ -55,7 +56,8 @@ def run(
     if backend is not None and backend not in ("ray", "local"):
         raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
     p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
-                  console=console, spec_text=study.read_text(), run_trials=not report_only)
+                  console=console, spec_text=study.read_text(), run_trials=not report_only,
+                  wait=wait)
     if not dry_run and any(s == "failed" for s in p.states().values()):
         raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
 
@@ -69,9 +71,13 @@ def report(
     power_effect: Optional[float] = typer.Option(None, "--power-effect",
                                                  help="effect to detect, in metric units (default: the observed one)"),
 ):
-    """(Re)write RESULTS_DIR/report/."""
+    """(Re)write RESULTS_DIR/report/, from the trial folders as they are now (the tables are rebuilt first)."""
     from analysis.report import write_report
+    from study.results import refresh_tables
 
+    if not Path(results_dir).is_dir():
+        raise StudyError(f"{results_dir}: no such results folder")
+    refresh_tables(results_dir)
     try:
         out = write_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
     except (FileNotFoundError, KeyError) as err:
@@ -88,7 +94,7 @@ def status(
     """Finished / running / failed / pending per trial, failed trials with their errors, trial-hours, ETA."""
     from rich.table import Table
 
-    from study.status import eta_text, summarize
+    from study.status import eta_text, summarize, used_text
 
     info = summarize(results_dir)
     if as_json:
@@ -108,7 +114,7 @@ def status(
             console.print(f"[red]failed[/red] {r['run_key']} ({r['configuration']} · seed {r['seed']}): {r['error']}",
                           highlight=False)
     console.print(", ".join(f"{v} {k}" for k, v in counts.items())
-                  + f"; {info['trial_hours']:.2f} trial-hours used; {eta_text(info['eta_s'])}")
+                  + f"; {used_text(info['trial_hours'])}; {eta_text(info['eta_s'])}")
 
 
 @app.command()

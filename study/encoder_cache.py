@@ -42,7 +42,7 @@ def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) 
     """Identity of an encoder before it exists: the file's sha for given weights, the recipe (and the data it
     trains on) for weights the study makes. The tensors' own sha256 is recorded once they exist."""
     if enc.source in ("file", "imagenet"):
-        from study.encoders import imagenet_file, require_imagenet_file
+        from study.encoders import imagenet_file, require_imagenet_file, vgg19_state
 
         path = Path(enc.path) if enc.source == "file" else imagenet_file()
         if not path.is_file():
@@ -51,6 +51,8 @@ def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) 
             if enc.source == "imagenet":
                 require_imagenet_file()
             raise StudyError(f"encoder weights file not found: {path}")
+        if not allow_missing:  # every weights file readable as VGG-19 weights before anything is written
+            vgg19_state(str(path))
         return _file_sha(path)[:16]
     if enc.source == "random":
         return short_hash({"source": "random", "seed": enc.seed})

@@ -134,6 +134,18 @@ def resolve_input_mode(mode: str, weights: str) -> str:
     return "imagenet" if weights == "imagenet" else "x255"
 
 
+def vgg19_state(weights: str, seed: int = 0) -> nn.Sequential:
+    """VGG-19 `features` holding `weights`; a file that is not VGG-19 weights is a one-line StudyError naming it."""
+    sd, _ = load_state_dict(weights, seed)
+    feats = vgg19_features()
+    try:
+        feats.load_state_dict(sd)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise StudyError(f"{weights}: not a VGG-19 state_dict ({first[:200]})") from None
+    return feats
+
+
 def feature_extractor(layer: str, weights: str = "random", *, input_mode: str = "auto", seed: int = 0) -> FeatureExtractor:
     """VGG-19 cut after `layer` (Keras `block3_conv2` or torchvision `relu3_2` / `conv3_2`), frozen.
 
@@ -141,13 +153,7 @@ def feature_extractor(layer: str, weights: str = "random", *, input_mode: str = 
     """
     if layer not in LAYER_END:
         raise StudyError(f"unknown VGG-19 layer {layer!r}")
-    sd, _ = load_state_dict(weights, seed)
-    feats = vgg19_features()
-    try:
-        feats.load_state_dict(sd)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise StudyError(f"{weights}: not a VGG-19 state_dict ({first})") from None
+    feats = vgg19_state(weights, seed)
     return FeatureExtractor(feats[: layer_end(layer)], resolve_input_mode(input_mode, weights))
 
 

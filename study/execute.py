@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from study.events import log_event, read_events
-from study.locks import file_lock
+from study.locks import file_lock, try_lock
 from study.provenance import git_commit, package_versions
 from study.results import read_record, write_json, write_parquet
 from study.train import Diverged, TrialSpec, run_trial
@@ -59,10 +59,7 @@ def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = N
             return done
         started = time.time()
         write_json(out / "running.json", {"host": socket.gethostname(), "pid": os.getpid(), "started": started})
-        base = {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
-                "data_id": spec.data_id, "data_sha256": spec.data_sha256,
-                "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
-                "versions": package_versions(), "spec": asdict(spec)}
+        base = _base(spec)
         for attempt in range(retries + 1):
             log_event(out, "start", attempt=attempt)
             try:
@@ -79,9 +76,41 @@ def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = N
                 if isinstance(err, Diverged) or attempt == retries:
                     break
                 log_event(out, "retry", error=record["error"][:300])
-        record["attempts"] = sum(e["event"] == "start" for e in read_events(out))
-        record["finished_at"] = time.time()
-        write_json(out / "result.json", record)
-        log_event(out, record["status"])
-        (out / "running.json").unlink(missing_ok=True)
-        return record
+        return _close(out, record)
+
+
+def _base(spec: TrialSpec) -> dict:
+    return {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
+            "data_id": spec.data_id, "data_sha256": spec.data_sha256,
+            "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
+            "versions": package_versions(), "spec": asdict(spec)}
+
+
+def _close(out: Path, record: dict) -> dict:
+    """Write the trial's record (last, atomically) and its end event; the caller holds the trial's lock."""
+    record["attempts"] = sum(e["event"] == "start" for e in read_events(out))
+    record["finished_at"] = time.time()
+    write_json(out / "result.json", record)
+    log_event(out, record["status"], **({"error": record["error"][:300]} if record.get("error") else {}))
+    (out / "running.json").unlink(missing_ok=True)
+    return record
+
+
+def record_lost(spec: TrialSpec, reason: str, details: Optional[str] = None) -> Optional[dict]:
+    """A trial whose process died with no retry left (a lost Ray worker): recorded as failed, with `reason` and the
+    backend's full error text kept in the trial folder (`worker_error.txt`), so the study, its tables and its exit
+    code say so and a rerun retries it. Returns the record; the existing one if the trial wrote its own; None if a
+    live process still holds the trial (it will write its own record)."""
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with try_lock(out / ".lock") as held:
+        if not held:
+            return None
+        done = read_record(out)
+        if done is not None:
+            return done
+        error = reason
+        if details:
+            (out / "worker_error.txt").write_text(details)
+            error += f" (details: {out / 'worker_error.txt'})"
+        return _close(out, {**_base(spec), "status": "failed", "error": error[:2000], "wall_s": None})

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 STATES = ("finished", "running", "failed", "pending")
+IDENTITY = "identity.json"
 _NOT_IN_TABLE = {"spec", "traceback"}
 
 
@@ -40,6 +41,40 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_study_id(results_dir: Path) -> str | None:
+    """The study's identity (`identity.json`), written once when it starts and carried with the folder when it is
+    moved or copied: what MLflow runs are found by. None for a folder no study has started in."""
+    try:
+        return json.loads((Path(results_dir) / IDENTITY).read_text())["study_id"]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (json.JSONDecodeError, KeyError, TypeError, OSError) as err:
+        from study.errors import StudyError
+
+        raise StudyError(f"{Path(results_dir) / IDENTITY}: unreadable study identity ({type(err).__name__})") from None
+
+
+def ensure_study_id(results_dir: Path, name: str) -> str:
+    """The study's identity, created (atomically, first writer wins) if the folder has none yet."""
+    import time
+    import uuid
+
+    found = read_study_id(results_dir)
+    if found is not None:
+        return found
+    path = Path(results_dir) / IDENTITY
+    fd, tmp = tempfile.mkstemp(dir=results_dir, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"study_id": uuid.uuid4().hex, "name": name, "created": time.time()}, f)
+    try:
+        os.link(tmp, path)  # fails if another process wrote it first
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return read_study_id(results_dir)
 
 
 def read_record(folder: Path) -> dict | None:
@@ -104,3 +139,23 @@ def write_tables(results_dir: Path, trials: list[dict]) -> tuple[pd.DataFrame, p
     write_parquet(trials_df, Path(results_dir) / "trials.parquet")
     write_parquet(per_image, Path(results_dir) / "per_image.parquet")
     return trials_df, per_image
+
+
+def refresh_tables(results_dir: Path) -> bool:
+    """Rebuild the two tables from the trial folders of the folder's grid (`grid.json`), so a report shows what the
+    folders hold now (a trial folder deleted since: pending). False for a folder with no grid or no trial folders
+    (tables written by something else, e.g. a merged or synthetic study): left as they are."""
+    from study.errors import StudyError
+
+    grid = Path(results_dir) / "grid.json"
+    if not grid.is_file() or not (Path(results_dir) / "trials").is_dir():
+        return False
+    try:
+        rows = json.loads(grid.read_text())
+        keys = [r["run_key"] for r in rows]
+    except (ValueError, KeyError, TypeError) as err:
+        raise StudyError(f"{grid}: not a grid written by `study run` ({type(err).__name__}: {str(err)[:200]})") from None
+    if len(set(keys)) != len(keys):
+        raise StudyError(f"{grid}: run keys repeat; not a grid written by `study run`")
+    write_tables(results_dir, rows)
+    return True

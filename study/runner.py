@@ -13,6 +13,7 @@ from typing import Optional
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -21,7 +22,7 @@ from study.data.patches import data_id as make_data_id
 from study.encoder_cache import encoder_key
 from study.errors import StudyError
 from study.grid import Trial, expand
-from study.results import read_record, trial_dir, trial_state, write_json, write_tables
+from study.results import ensure_study_id, read_record, trial_dir, trial_state, write_json, write_tables
 from study.train import TrialSpec
 
 
@@ -34,6 +35,8 @@ class Plan:
     encoder_keys: dict[str, str]
 
     def states(self) -> dict[str, str]:
+        if not (self.out / "trials").is_dir():  # nothing started: no need to look for 10⁵ trial folders
+            return {t.run_key: "pending" for t in self.trials}
         return {t.run_key: trial_state(trial_dir(self.out, t.run_key)) for t in self.trials}
 
     def rows(self) -> list[dict]:
@@ -52,14 +55,23 @@ def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_
     return Plan(spec, out, expand(spec, did, keys), did, keys)
 
 
+TABLE_ROWS = 60  # a dry run of a huge grid prints its head and tail, not 10⁵ rows
+
+
 def print_table(p: Plan, console: Console) -> None:
     states = p.states()
-    table = Table(title=f"study '{p.spec.name}' → {p.out}")
+    table = Table(title=f"study '{escape(p.spec.name)}' → {escape(str(p.out))}")
     # the configuration label names every factor (loss, feature level, pretraining, λ/Ψ); it wraps, never cut
     for col in ("#", "configuration", "seed", "run_key", "state"):
         table.add_column(col, no_wrap=col in ("#", "run_key"), overflow="fold")
-    for i, t in enumerate(p.trials):
-        table.add_row(str(i), t.configuration, str(t.seed), t.run_key, states[t.run_key])
+    n = len(p.trials)
+    shown = range(n) if n <= TABLE_ROWS else [*range(TABLE_ROWS - 10), None, *range(n - 10, n)]
+    for i in shown:
+        if i is None:
+            table.add_row("…", f"{n - TABLE_ROWS:,} more trials", "", "", "")
+            continue
+        t = p.trials[i]
+        table.add_row(str(i), escape(t.configuration), str(t.seed), t.run_key, states[t.run_key])
     console.print(table)
     counts = {s: list(states.values()).count(s) for s in ("finished", "running", "failed", "pending")}
     console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
@@ -147,16 +159,20 @@ def _complete(prog: Progress, task) -> None:
 def start_folder(p: Plan, spec_text: Optional[str] = None) -> None:
     """The results folder of a started study: its spec and grid (what `study status` and `--resume` read)."""
     p.out.mkdir(parents=True, exist_ok=True)
+    ensure_study_id(p.out, p.spec.name)
     (p.out / "study.yaml").write_text(spec_text or yaml.safe_dump(p.spec.model_dump(mode="json"), sort_keys=False))
     write_json(p.out / "grid.json", p.rows())
 
 
 def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, max_concurrent: Optional[int] = None,
               resume: bool = False, dry_run: bool = False, console: Optional[Console] = None,
-              spec_text: Optional[str] = None, write_report: bool = True, run_trials: bool = True) -> Plan:
+              spec_text: Optional[str] = None, write_report: bool = True, run_trials: bool = True,
+              wait: bool = False) -> Plan:
     """Run what is not finished, then tables, MLflow and report. `run_trials=False` only collects (the last job
-    of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders."""
-    from study.backends import Events, Options, get_backend
+    of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders.
+
+    One driver per results folder: a second one exits naming the holder (host, pid), or with `wait` waits for it."""
+    from study.locks import driver_lock
 
     console = console or Console()
     p = plan(spec, output, allow_missing_weights=dry_run)
@@ -167,6 +183,15 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
         raise StudyError("search: the Optuna refinement runs through Ray Tune; use backend: ray")
     if resume and not (p.out / "grid.json").is_file():
         raise StudyError(f"--resume: {p.out} holds no started study (no grid.json); run without --resume first")
+    with driver_lock(p.out, wait=wait, on_wait=lambda who: console.print(f"waiting for the driver {who} …")):
+        return _run_locked(p, backend, max_concurrent, console, spec_text, write_report, run_trials)
+
+
+def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, write_report: bool,
+                run_trials: bool) -> Plan:
+    from study.backends import Options, get_backend
+
+    spec = p.spec
     start_folder(p, spec_text)
     states = p.states()
     todo_keys = {k for k, s in states.items() if s != "finished"} if run_trials else set()
@@ -181,44 +206,12 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     tracker = _tracker(p)
     specs = _trial_specs(p, data, encoders) if todo_keys else []
     todo = [s for s in specs if s.run_key in todo_keys]
-    names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
-
+    opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
+                   storage=str(p.out / "ray"), retries=spec.resources.retries)
     with _progress(console) as prog:
-        task = prog.add_task("trials", total=len(todo))
-        counts = {"running": 0, "done": 0, "failed": 0}
-
-        def describe():
-            prog.update(task, description=f"trials: {counts['done']} done · {counts['running']} running · "
-                                          f"{counts['failed']} failed")
-
-        def on_start(key):
-            counts["running"] += 1
-            if tracker:
-                by_key = {s.run_key: s for s in todo}
-                tracker.trial_run(key, names.get(key, key), _params(by_key[key]))
-            describe()
-
-        def on_epoch(key, epoch, metrics):
-            if tracker:
-                tracker.log_epoch(key, epoch, metrics)
-
-        def on_done(key, record):
-            counts["running"] = max(0, counts["running"] - 1)
-            counts["done" if record.get("status") == "finished" else "failed"] += 1
-            if record.get("status") != "finished":
-                console.print(f"[red]trial {key} failed:[/red] {record.get('error')}")
-            if tracker:
-                tracker.trial_run(key, names.get(key, key))
-                tracker.finish(key, record, trial_dir(p.out, key))
-            prog.advance(task)
-            describe()
-
-        describe()
-        be = get_backend(backend or spec.backend)
-        opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
-                       storage=str(p.out / "ray"), retries=spec.resources.retries)
+        live = _Live(p, todo, tracker, prog, console)
         clock["trials_started"] = time.time()
-        be.run(todo, Events(on_start, on_epoch, on_done), opts)
+        get_backend(backend or spec.backend).run(todo, live.events(), opts)
         clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
@@ -226,6 +219,7 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
 
         table = refine(p, data, encoders)
         console.print(f"refinement: {len(table)} Optuna trials in {p.out / 'search.parquet'}")
+    names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
     if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
         for t in p.trials:
             rec = read_record(trial_dir(p.out, t.run_key))
@@ -249,6 +243,49 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     write_json(p.out / "timings.json", {"n_trials_run": len(todo), "slots": opts.max_concurrent, **clock})
     console.print(f"{int((trials_df['status'] == 'finished').sum())}/{len(trials_df)} trials finished, {n_failed} failed → {p.out}")
     return p
+
+
+class _Live:
+    """The driver's view of running trials: the progress line and the MLflow runs, fed by the backend's events.
+    Counts are sets of run keys, so a trial that the backend starts again (a retry) is counted once."""
+
+    def __init__(self, p: Plan, todo: list[TrialSpec], tracker, prog: Progress, console: Console):
+        self.p, self.by_key, self.tracker, self.prog, self.console = p, {s.run_key: s for s in todo}, tracker, prog, console
+        self.names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
+        self.task = prog.add_task("trials", total=len(todo))
+        self.running, self.done, self.failed = set(), set(), set()
+        self.describe()
+
+    def events(self):
+        from study.backends import Events
+
+        return Events(self.on_start, self.on_epoch, self.on_done)
+
+    def describe(self) -> None:
+        self.prog.update(self.task, completed=len(self.done | self.failed),
+                         description=f"trials: {len(self.done)} done · {len(self.running)} running · "
+                                     f"{len(self.failed)} failed")
+
+    def on_start(self, key: str) -> None:
+        self.running.add(key)
+        self.failed.discard(key)
+        if self.tracker:
+            self.tracker.trial_run(key, self.names.get(key, key), _params(self.by_key[key]), start=True)
+        self.describe()
+
+    def on_epoch(self, key: str, epoch: int, metrics: dict) -> None:
+        if self.tracker:
+            self.tracker.log_epoch(key, epoch, metrics)
+
+    def on_done(self, key: str, record: dict) -> None:
+        self.running.discard(key)
+        (self.done if record.get("status") == "finished" else self.failed).add(key)
+        if record.get("status") != "finished":
+            self.console.print(f"[red]trial {key} failed:[/red] {escape(str(record.get('error')))}")
+        if self.tracker:
+            self.tracker.trial_run(key, self.names.get(key, key))
+            self.tracker.finish(key, record, trial_dir(self.p.out, key))
+        self.describe()
 
 
 def _params(spec: TrialSpec) -> dict:

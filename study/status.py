@@ -12,7 +12,8 @@ from study.results import STATES, read_record, trial_dir, trial_state
 
 def summarize(results_dir: Path, now: float | None = None) -> dict:
     """Counts by state, one row per trial (state, wall_s, attempts, error, host), trial-hours used and an ETA at
-    the rate trials have been finishing so far (None before two have finished)."""
+    the rate trials have been finishing so far (None before two have finished; failed trials, which may end in
+    seconds, do not count towards the rate)."""
     results_dir = Path(results_dir)
     grid = results_dir / "grid.json"
     if not grid.is_file():
@@ -26,9 +27,10 @@ def summarize(results_dir: Path, now: float | None = None) -> dict:
         rec = read_record(folder) or {}
         r["wall_s"], r["error"], r["attempts"] = rec.get("wall_s"), rec.get("error"), rec.get("attempts")
         if rec.get("finished_at") and rec.get("wall_s") is not None:
-            ends.append(rec["finished_at"])
-            starts.append(rec["finished_at"] - rec["wall_s"])
             used += rec["wall_s"]
+            if rec.get("status") == "finished":
+                ends.append(rec["finished_at"])
+                starts.append(rec["finished_at"] - rec["wall_s"])
         if r["state"] == "running":
             info = json.loads((folder / "running.json").read_text())
             r["host"], r["running_s"] = info.get("host"), now - info.get("started", now)
@@ -44,6 +46,20 @@ def summarize(results_dir: Path, now: float | None = None) -> dict:
 
 def eta_text(seconds: float | None) -> str:
     if seconds is None:
-        return "ETA unknown (fewer than two trials ended)"
+        return "ETA unknown (fewer than two trials finished)"
+    if seconds == 0:
+        return "nothing left to run"
+    if seconds < 60:
+        return "ETA < 1 min at the rate so far"
     h, m = divmod(int(round(seconds / 60)), 60)
     return f"ETA {h} h {m:02d} min at the rate so far"
+
+
+def used_text(hours: float) -> str:
+    """Trial time used, in a unit that shows it (a tiny study is seconds, not "0.00 trial-hours")."""
+    seconds = hours * 3600
+    if seconds < 120:
+        return f"{seconds:.0f} trial-seconds used"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} trial-minutes used"
+    return f"{hours:.2f} trial-hours used"

@@ -35,8 +35,8 @@ def test_summary_counts_hours_and_eta(tmp_path):
         info = summarize(out, now=t0 + 400)
     assert info["counts"] == {"finished": 3, "running": 1, "failed": 1, "pending": 1}
     assert abs(info["trial_hours"] - (350 + 60) / 3600) < 1e-9
-    # 4 trials ended within t0..t0+350 → 4/350 per second; 2 left → 175 s
-    assert abs(info["eta_s"] - 175.0) < 1e-6
+    # 3 trials finished within t0..t0+300 → 3/300 per second (the failed one does not count); 2 left → 200 s
+    assert abs(info["eta_s"] - 200.0) < 1e-6
     running = next(r for r in info["trials"] if r["run_key"] == "k4")
     assert running["host"] == "gpu07" and running["running_s"] == 60
     # without the lock (its process was killed) the trial is pending again
@@ -48,8 +48,27 @@ def test_status_cli_lists_failures_and_eta(tmp_path):
     res = CliRunner().invoke(app, ["status", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "failed k3" in res.output and "non-finite loss at epoch 3" in res.output
-    assert "trial-hours used" in res.output and "ETA" in res.output
+    assert "5.8 trial-minutes used" in res.output and "ETA 0 h 03 min" in res.output
     res = CliRunner().invoke(app, ["status", str(out), "--json"])
     assert json.loads(res.output)["counts"]["failed"] == 1
     res = CliRunner().invoke(app, ["status", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "grid.json" in res.output
+
+
+def test_eta_of_a_tiny_study_with_trials_pending_is_not_zero(tmp_path):
+    """Fault found by injection: two trials of a few seconds, five pending → "0.00 trial-hours, ETA 0 h 00 min"."""
+    from study.status import eta_text, used_text
+
+    out = tmp_path / "res"
+    keys = [f"k{i}" for i in range(7)]
+    write_json(out / "grid.json", [{"run_key": k, "configuration": "c", "seed": i} for i, k in enumerate(keys)])
+    for i in range(2):
+        write_json(out / "trials" / keys[i] / "result.json",
+                   {"run_key": keys[i], "status": "finished", "wall_s": 2.0, "finished_at": 100.0 + 2 * (i + 1)})
+    info = summarize(out, now=110.0)
+    assert info["counts"]["pending"] == 5 and 0 < info["eta_s"] < 60
+    assert eta_text(info["eta_s"]) == "ETA < 1 min at the rate so far" and used_text(info["trial_hours"]) == "4 trial-seconds used"
+    # failed trials (which end in seconds) give no rate
+    write_json(out / "trials" / "k1" / "result.json", {"run_key": "k1", "status": "failed", "wall_s": 0.1,
+                                                       "finished_at": 102.1, "error": "x"})
+    assert summarize(out, now=110.0)["eta_s"] is None

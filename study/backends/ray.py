@@ -67,20 +67,43 @@ def _make_forward(base):
                 metrics = {k: v for k, v in result.items() if is_epoch_metric(k)}
                 self.events.on_epoch(trial.config["run_key"], epoch, metrics)
 
-        def _done(self, trial, error=None):
+        def _done(self, trial, error: str | None = None):
             key = trial.config["run_key"]
             record = read_record(Path(self.by_key[key].out_dir))
-            if record is None:  # the worker died before writing its record
-                record = {"run_key": key, "status": "failed", "error": f"Ray trial error: {error or 'no result'}"}
-            self.events.on_done(key, record)
+            if record is None:  # the worker died before writing its record, and Tune has no retry left for it
+                record = _lost(self.by_key[key], trial, error)
+            if record is not None:  # None: a live process still holds the trial and will write its record
+                self.events.on_done(key, record)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._done(trial)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._done(trial, getattr(trial, "error_file", None) or "worker failed")
+            self._done(trial, _error_text(trial))
 
     return _Forward
+
+
+def _error_text(trial) -> str | None:
+    """Ray's text of the trial's last error: its local error file (written before this callback), else storage."""
+    try:
+        local = trial.error_file
+        if local and Path(local).is_file():
+            return Path(local).read_text(errors="replace")
+        return trial.get_error() or None
+    except Exception:  # noqa: BLE001 - the error file may be gone with its node
+        return None
+
+
+def _lost(spec, trial, error: str | None) -> dict | None:
+    """The failed record of a trial whose Ray worker was lost: written to the trial folder (reason and Ray's text)."""
+    from study.execute import record_lost
+
+    lines = [ln for ln in (error or "").strip().splitlines() if ln.strip()]
+    last = lines[-1].strip()[:300] if lines else "no result and no error from Ray"
+    tries = getattr(trial, "num_failures", 0)
+    reason = f"Ray worker lost after {tries} failure(s), no retry left: {last}"
+    return record_lost(spec, reason, error)
 
 
 def run(specs, events: Events, options: Options) -> None:
