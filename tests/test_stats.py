@@ -249,3 +249,13 @@ def test_nemenyi_critical_difference_matches_demsar():
 
 def test_friedman_line_says_the_statistic_is_tie_corrected(scores):
     assert "(tie-corrected)" in friedman(scores).line()
+
+
+def test_holm_equals_statsmodels_with_ties_ones_and_nan():
+    from analysis.stats import adjust
+
+    rng = np.random.default_rng(4)
+    for p in (rng.random(17) ** 3, np.array([0.01, 0.01, 0.04, 0.5, 1.0, 0.3]), np.array([0.2])):
+        np.testing.assert_allclose(adjust(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+    got = adjust(np.array([0.01, np.nan, 0.02]))
+    assert np.isnan(got[1]) and np.allclose(got[[0, 2]], [0.02, 0.02])
