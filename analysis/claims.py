@@ -42,7 +42,7 @@ class Settings:
     psi_min_effect: float = 0.05
 
     def effect(self, metric: str) -> float:
-        from study.config import MIN_EFFECT
+        from study.spec import MIN_EFFECT
 
         return float(self.min_effect.get(metric, MIN_EFFECT.get(metric, 0.0)))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.metrics import QUALITY_METRICS  # name → higher is better (torch-free)
+from study.metrics.registry import QUALITY_METRICS  # name → higher is better (torch-free)
 
 UNITS = {"psnr": " dB", "rmse_hu": " HU", "noise_std": " HU", "edge_width": " mm"}
 COLUMNS = ["run_key", "configuration", "seed", "metric", "n_epochs", "last", "gain", "best_at_last", "improving"]

@@ -20,7 +20,7 @@ PRIMARY = 3  # metrics given their own bullets (the first ones of the report); t
 
 
 def _unit(metric: str) -> str:
-    from study.config import METRIC_UNITS
+    from study.spec import METRIC_UNITS
 
     u = METRIC_UNITS.get(metric, "")
     return f" {u}" if u else ""

@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.figures import save  # noqa: E402
-from study.psi import lam_for_influence  # noqa: E402 - torch-free
+from study.losses.psi import lam_for_influence  # noqa: E402 - torch-free
 
 TARGETS = (0.5, 0.9, 0.95, 0.99)
 COMMON_LAM = 0.1

@@ -8,7 +8,7 @@ import pandas as pd
 
 from study.errors import StudyError
 
-from study.metrics import QUALITY_METRICS as HIGHER_IS_BETTER  # noqa: F401  (torch-free: skimage, numpy)
+from study.metrics.registry import QUALITY_METRICS as HIGHER_IS_BETTER  # noqa: F401  (torch-free: skimage, numpy)
 
 BASELINE = "pixel-only"
 

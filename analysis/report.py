@@ -35,7 +35,7 @@ def settings_of(results_dir: Path, spec: dict | None = None) -> Settings:
     """The study's `analysis:` section (study.config.AnalysisSpec), validated; a bad value is a one-line error."""
     from pydantic import ValidationError
 
-    from study.config import AnalysisSpec
+    from study.spec import AnalysisSpec
     from study.errors import StudyError
 
     raw = (_spec_of(results_dir) if spec is None else spec).get("analysis") or {}
@@ -61,7 +61,7 @@ def patients_known(spec: dict, per_image: pd.DataFrame) -> bool:
 def _window_of(spec: dict) -> dict:
     w = spec.get("metric_window", "abdomen")
     if isinstance(w, str):
-        from study.config import WINDOWS  # torch-free
+        from study.spec import WINDOWS  # torch-free
 
         c, width = WINDOWS[w]
         return {"name": w, "center": c, "width": width}
@@ -140,7 +140,7 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     for m in metrics:
         if m not in per_image:
             raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (have {sorted(HIGHER_IS_BETTER)})")
-    from study.locks import file_lock
+    from study.store.locks import file_lock
 
     final = results_dir / "report"
     with file_lock(results_dir / ".report.lock"):  # one writer; what a killed writer left behind is removed
@@ -261,7 +261,7 @@ def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, wi
 def _context(per_image: pd.DataFrame, claims: list[dict], s: Settings, metrics: list[str], improving: dict) -> dict:
     first = next((c for c in claims if c["kind"] == "factor_importance" or c.get("would_be") == "best"
                   or c["kind"] == "best"), claims[0] if claims else {})
-    from study.config import METRIC_UNITS
+    from study.spec import METRIC_UNITS
 
     counts = per_image.groupby("configuration")["run_key"].nunique()
     return {"n_networks": int(per_image["run_key"].nunique()), "seeds": int(counts.median()),

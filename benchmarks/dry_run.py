@@ -32,7 +32,7 @@ def dry_run(n_lam: int, n_seeds: int, root: Path) -> float:
     times = []
     for _ in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "study.cli", "run", str(path), "--dry-run"], check=True,
+        subprocess.run([sys.executable, "-m", "study", "run", str(path), "--dry-run"], check=True,
                        stdout=subprocess.DEVNULL)
         times.append(time.perf_counter() - t)
     return statistics.median(times)

@@ -25,9 +25,9 @@ PATCH, BATCH = 96, 8
 
 
 def _model_and_encoder(device):
-    from study.config import ModelSpec
-    from study.encoders import FeatureExtractor, vgg19_features
-    from study.layers import layer_end
+    from study.spec import ModelSpec
+    from study.encoders.vgg import FeatureExtractor, vgg19_features
+    from study.encoders.layers import layer_end
     from study.models import build_model
 
     model = build_model(ModelSpec(name="unet", channels=32, levels=5)).to(device)
@@ -36,7 +36,7 @@ def _model_and_encoder(device):
 
 
 def _step(model, enc, opt, x, y, amp: bool):
-    from study.losses import perceptual_loss, pixel_loss
+    from study.losses.terms import perceptual_loss, pixel_loss
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = model(x)

@@ -21,7 +21,7 @@ REPEATS = 5
 
 def per_metric(size: int) -> dict[str, float]:
     from study.data.phantoms import phantom_slice
-    from study.metrics import QUALITY_METRICS, quality_metrics
+    from study.metrics.registry import QUALITY_METRICS, quality_metrics
 
     img, labels, body = phantom_slice(1, size, geometry=True)
     noisy = img + np.random.default_rng(0).normal(0, 20, img.shape).astype(np.float32)

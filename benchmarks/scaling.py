@@ -19,8 +19,8 @@ from synthetic_results import grid_folder
 
 
 def data_prep(n_slices: int, root: Path) -> float:
-    from study.config import DataSpec
-    from study.data.patches import prepare
+    from study.spec import DataSpec
+    from study.data.cache import prepare
 
     spec = DataSpec(source="phantom", size=128, n_train=n_slices - 8, n_val=4, n_test=4, real_slices=False)
     t = time.perf_counter()

@@ -24,8 +24,8 @@ import torch
 from rich.console import Console
 
 from results_md import command, table, write_section
-from study.config import parse_spec
-from study.runner import plan, prepare, trial_spec
+from study.spec import parse_spec
+from study.driver.run import plan, prepare, trial_spec
 
 SPEC = {"name": "bench-steps", "backend": "local",
         "data": {"source": "phantom", "size": 128, "n_train": 8, "n_val": 2, "n_test": 2, "real_slices": False},
@@ -38,10 +38,10 @@ SPEC = {"name": "bench-steps", "backend": "local",
 
 def bare_loop(ts, steps: int) -> float:
     """patches/s of a minimal loop with the trial's model, loss and batches (no metrics, no checkpoint)."""
-    from study.config import ModelSpec
-    from study.losses import perceptual_loss, pixel_loss
+    from study.spec import ModelSpec
+    from study.losses.terms import perceptual_loss, pixel_loss
     from study.models import build_model
-    from study.train import _load_encoder, unit_batch
+    from study.trial.train import _load_encoder, unit_batch
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -79,7 +79,7 @@ def main() -> None:
 
     from study.backends import Events, Options
     from study.backends import ray as ray_backend
-    from study.train import run_trial
+    from study.trial.train import run_trial
 
     bare_loop(base, 10)  # warm-up
     results = {"bare": [], "trainer": [], "ray": []}

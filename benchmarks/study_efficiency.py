@@ -36,7 +36,7 @@ def main() -> None:
     spec = Path(sys.argv[1] if len(sys.argv) > 1 else "experiments/smoke.yaml")
     out = Path(tempfile.mkdtemp(prefix="bench-study-")) / "out"
     t = time.time()
-    proc = subprocess.run([sys.executable, "-m", "study.cli", "run", str(spec), "--output", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "study", "run", str(spec), "--output", str(out)],
                           capture_output=True, text=True)
     total = time.time() - t
     if proc.returncode not in (0, 1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from study.config import load_spec, parse_spec
+from study.spec import load_spec, parse_spec
 from study.errors import StudyError
 
 from conftest import REPO, tiny_spec, write_spec

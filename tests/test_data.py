@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from study.config import DataSpec
-from study.data.patches import data_id, prepare, sample_patches
+from study.spec import DataSpec
+from study.data.cache import data_id, prepare, sample_patches
 from study.data.phantoms import phantom_slice
 from study.data.simulate import low_dose
 
@@ -77,7 +77,7 @@ def test_patches_cut_on_the_device_equal_the_host_ones():
     import torch
 
     from study.data.ct import hu_to_unit
-    from study.train import unit_batch
+    from study.trial.train import unit_batch
 
     rng = np.random.default_rng(0)
     ld, fd = rng.normal(0, 100, (5, 40, 40)).astype(np.float32), rng.normal(0, 100, (5, 40, 40)).astype(np.float32)

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.config import DataSpec
+from study.spec import DataSpec
 from study.data.dicom import pair_slices, read_series
-from study.data.patches import prepare
+from study.data.cache import prepare
 from study.data.sources import real_slice_paths
 from study.errors import StudyError
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torchvision.models import vgg19
 
-from study.encoders import (FeatureExtractor, feature_extractor, imagenet_file, load_state_dict, save_weights,
+from study.encoders.vgg import (FeatureExtractor, feature_extractor, imagenet_file, load_state_dict, save_weights,
                             weights_id)
 from study.errors import StudyError
-from study.layers import LAYER_END
+from study.encoders.layers import LAYER_END
 
 
 @pytest.mark.parametrize("layer, end", [("block3_conv2", 14), ("block5_conv4", 36), ("relu3_2", 14),

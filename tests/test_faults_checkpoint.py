@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_spec, write_spec
-from study.events import read_events
+from study.store.events import read_events
 
 
 @pytest.mark.parametrize("garbage", [b"\x00garbage, not a checkpoint" * 10, b""])
 def test_a_corrupt_checkpoint_is_moved_aside_and_the_trial_restarts(tmp_path, garbage):
     path = write_spec(tmp_path, tiny_spec(tmp_path, factors={"lam": [0]}))
-    run = [sys.executable, "-m", "study.cli", "run", str(path), "--backend", "local"]
+    run = [sys.executable, "-m", "study", "run", str(path), "--backend", "local"]
     assert subprocess.run(run, capture_output=True, text=True, timeout=300).returncode == 0
     out = tmp_path / "tiny"
     folder = next((out / "trials").iterdir())

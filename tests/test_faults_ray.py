@@ -26,7 +26,7 @@ def test_a_lost_worker_with_no_retry_left_is_a_failed_trial_and_a_rerun_finishes
     path = write_spec(tmp_path, raw)
     out = tmp_path / "lost"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster}
-    driver = subprocess.Popen([sys.executable, "-m", "study.cli", "run", str(path)], env=env,
+    driver = subprocess.Popen([sys.executable, "-m", "study", "run", str(path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, victim = time.time() + 180, None
     while victim is None and time.time() < deadline:  # the first trial to checkpoint an epoch loses its worker
@@ -55,7 +55,7 @@ def test_a_lost_worker_with_no_retry_left_is_a_failed_trial_and_a_rerun_finishes
     assert runs.loc[victim.name, "status"] == "FAILED"
 
     # a rerun finishes it (from its checkpoint), and MLflow follows
-    rerun = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path)], env=env, capture_output=True,
+    rerun = subprocess.run([sys.executable, "-m", "study", "run", str(path)], env=env, capture_output=True,
                            text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-2000:]
     assert json.loads((victim / "result.json").read_text())["status"] == "finished"

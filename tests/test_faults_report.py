@@ -64,7 +64,7 @@ def test_an_encoder_file_of_random_bytes_stops_the_study_before_anything_is_writ
     junk.write_bytes(bytes(range(256)) * 16)
     raw = tiny_spec(tmp_path, encoders={"mine": {"source": "file", "path": str(junk)}},
                     factors={"pretraining": ["mine"], "lam": [0.1]})
-    res = subprocess.run([sys.executable, "-m", "study.cli", "run", str(write_spec(tmp_path, raw))],
+    res = subprocess.run([sys.executable, "-m", "study", "run", str(write_spec(tmp_path, raw))],
                          capture_output=True, text=True, timeout=120)
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and str(junk) in lines[0], res.stderr
@@ -76,7 +76,7 @@ def test_a_dry_run_of_a_huge_grid_answers_in_seconds(tmp_path):
     lams = [round(i * 1e-5, 5) for i in range(50_000)]
     path = write_spec(tmp_path, tiny_spec(tmp_path, factors={"lam": lams, "seed": [0]}))
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path), "--dry-run"],
+    res = subprocess.run([sys.executable, "-m", "study", "run", str(path), "--dry-run"],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
     seconds = time.perf_counter() - t
     assert res.returncode == 0, res.stderr
@@ -86,8 +86,8 @@ def test_a_dry_run_of_a_huge_grid_answers_in_seconds(tmp_path):
 
 
 def test_the_progress_line_counts_a_retried_trial_once(tmp_path):
-    from study.config import parse_spec
-    from study.runner import _Live, _progress, plan
+    from study.spec import parse_spec
+    from study.driver.run import _Live, _progress, plan
 
     p = plan(parse_spec(tiny_spec(tmp_path, factors={"lam": [0], "seed": [0, 1]}), check_paths=False))
     a, b = (t.run_key for t in p.trials)

@@ -25,7 +25,7 @@ g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
 
 def _run(path, *args):
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path), "--backend", "local", *args],
+    res = subprocess.run([sys.executable, "-m", "study", "run", str(path), "--backend", "local", *args],
                          capture_output=True, text=True, timeout=120)
     return res, time.perf_counter() - t
 

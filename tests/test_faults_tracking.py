@@ -33,9 +33,9 @@ def _steps(uri: str, run_id: str) -> list[int]:
 
 
 def test_failed_then_finished_trial_two_drivers_and_a_moved_folder(tmp_path):
-    from study.config import load_spec
-    from study.locks import is_locked
-    from study.runner import plan
+    from study.spec import load_spec
+    from study.store.locks import is_locked
+    from study.driver.run import plan
 
     raw = tiny_spec(tmp_path, name="faults", factors={"lam": [0], "seed": [0, 1]},
                     training={"epochs": EPOCHS, "steps_per_epoch": 3},
@@ -47,7 +47,7 @@ def test_failed_then_finished_trial_two_drivers_and_a_moved_folder(tmp_path):
     blocker.mkdir(parents=True)  # a disk fault: the trial's table cannot be written, so the trial fails
 
     # driver A runs; driver B, started meanwhile, exits naming A (and touches nothing)
-    a = subprocess.Popen([sys.executable, "-m", "study.cli", "run", str(path)], stdout=subprocess.PIPE,
+    a = subprocess.Popen([sys.executable, "-m", "study", "run", str(path)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while not (is_locked(out / ".driver.lock") and (out / "mlflow.db").is_file()) and time.time() < deadline:
@@ -103,8 +103,8 @@ def test_failed_then_finished_trial_two_drivers_and_a_moved_folder(tmp_path):
 def test_two_trackers_racing_on_one_run_log_each_epoch_once(tmp_path):
     """Two drivers that both think they own a trial (each with its own memory of what it logged) still write each
     epoch once: the store is asked before a new epoch is written."""
-    from study.results import ensure_study_id
-    from study.tracking import Tracker, default_uri
+    from study.store.results import ensure_study_id
+    from study.driver.tracking import Tracker, default_uri
 
     ensure_study_id(tmp_path, "race")
     uri = default_uri(tmp_path)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from study.config import parse_spec
-from study.grid import NONE, expand
+from study.spec import parse_spec
+from study.driver.grid import NONE, expand
 
 from conftest import tiny_spec
 

@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.config import load_spec
+from study.spec import load_spec
 from study.errors import StudyError
-from study.influence import HoldPsi
+from study.losses.influence import HoldPsi
 from study.losses import lam_for_influence, perceptual_influence
-from study.runner import run_study
+from study.driver.run import run_study
 
 from conftest import tiny_spec, write_spec
 
@@ -130,7 +130,7 @@ def test_search_needs_the_ray_backend(tmp_path):
 
 
 def test_hold_psi_add_equals_that_many_steps():
-    from study.influence import HoldPsi
+    from study.losses.influence import HoldPsi
 
     a, b = HoldPsi(0.9, 0.1, every=4), HoldPsi(0.9, 0.1, every=4)
     terms = [(1e-3 * (i + 1), 2.0 + i) for i in range(10)]
@@ -142,7 +142,7 @@ def test_hold_psi_add_equals_that_many_steps():
 
 
 def test_packing_warning():
-    from study.packing import packing_warning, trials_per_gpu
+    from study.trial.packing import packing_warning, trials_per_gpu
 
     gib = 2**30
     assert trials_per_gpu(0.25) == 4 and trials_per_gpu(0.3) == 3 and trials_per_gpu(0) == 1

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis.influence import lam_table, magnitudes, influence_section
-from study.psi import lam_for_influence
+from study.losses.psi import lam_for_influence
 
 
 def _trials() -> pd.DataFrame:

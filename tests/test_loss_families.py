@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from study.losses import PIXEL_TERMS, sobel_magnitude, term_shares
+from study.losses.terms import PIXEL_TERMS, sobel_magnitude, term_shares
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_zero_at_identity_positive_otherwise_finite_gradient(name, pair):
 def test_ssim_loss_matches_scikit_image(pair):
     from skimage.metrics import structural_similarity
 
-    from study.losses import ssim_loss
+    from study.losses.terms import ssim_loss
 
     target, noisy = pair
     ref = np.mean([structural_similarity(n[0].numpy(), t[0].numpy(), data_range=1.0, gaussian_weights=True,
@@ -57,7 +57,7 @@ def test_term_shares_generalise_psi():
 
 
 def test_wgan_gp_penalty_on_interpolates_and_counted_critic_steps():
-    from study.adversarial import WGANGP, gradient_penalty
+    from study.losses.adversarial import WGANGP, gradient_penalty
 
     torch.manual_seed(0)
     gan = WGANGP("cpu", n_critic=3, width=8)

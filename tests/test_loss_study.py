@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from conftest import mlflow_runs, tiny_spec, write_spec
 from study.cli import app
-from study.config import load_spec, parse_spec
+from study.spec import load_spec, parse_spec
 from study.errors import StudyError
-from study.grid import expand
+from study.driver.grid import expand
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_METRICS = ["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
@@ -93,7 +93,7 @@ def test_phantom_geometry_and_ct_metrics():
     from scipy.ndimage import gaussian_filter
 
     from study.data.phantoms import phantom_slice
-    from study.quality import ct_metrics, lesion_rois, uniform_roi
+    from study.metrics.quality import ct_metrics, lesion_rois, uniform_roi
 
     img, labels, body = phantom_slice(3, 128, geometry=True)
     assert np.array_equal(img, phantom_slice(3, 128))  # the geometry does not change the image
@@ -112,7 +112,7 @@ def test_phantom_geometry_and_ct_metrics():
 
 
 def test_prepared_phantoms_carry_labels_and_outlines(tmp_path):
-    from study.data.patches import prepare
+    from study.data.cache import prepare
 
     spec = parse_spec(tiny_spec(tmp_path)).data
     data = prepare(spec, tmp_path / "cache")
@@ -127,7 +127,7 @@ def test_prepared_phantoms_carry_labels_and_outlines(tmp_path):
 
 @pytest.fixture(scope="module")
 def wgan_trial(tmp_path_factory):
-    from study.runner import plan, prepare, trial_spec
+    from study.driver.run import plan, prepare, trial_spec
 
     tmp = tmp_path_factory.mktemp("wgan")
     spec = parse_spec(loss_spec(tmp))
@@ -144,7 +144,7 @@ def _quiet():
 
 
 def test_every_term_is_logged_unweighted_weighted_and_as_a_share(wgan_trial):
-    from study.train import run_trial
+    from study.trial.train import run_trial
 
     res = run_trial(wgan_trial)
     assert len(res.history) == 3
@@ -163,7 +163,7 @@ def test_every_term_is_logged_unweighted_weighted_and_as_a_share(wgan_trial):
 
 def test_adversarial_trial_resumes_exactly_from_its_checkpoint(wgan_trial, tmp_path):
     """The critic and its optimiser are checkpointed: 2 epochs, then a restart to 3, equals 3 in one go (CPU)."""
-    from study.train import run_trial
+    from study.trial.train import run_trial
 
     whole = run_trial(replace(wgan_trial, out_dir=str(tmp_path / "a")))
     short = replace(wgan_trial, out_dir=str(tmp_path / "b"), training={**wgan_trial.training, "epochs": 2})
@@ -209,9 +209,9 @@ def test_loss_study_runs_and_reports_consistency(tmp_path):
 
 def test_spec_names_match_the_implementations():
     """config stays torch-free by naming metrics and pixel terms itself: the names must be the implemented ones."""
-    from study.config import MetricName, PixelTerm
-    from study.losses import PIXEL_TERMS
-    from study.metrics import QUALITY_METRICS
+    from study.spec import MetricName, PixelTerm
+    from study.losses.terms import PIXEL_TERMS
+    from study.metrics.registry import QUALITY_METRICS
 
     assert set(MetricName.__args__) == set(QUALITY_METRICS)
     assert set(PixelTerm.__args__) == set(PIXEL_TERMS)

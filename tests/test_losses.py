@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from study.losses import lam_for_influence, perceptual_influence, perceptual_loss, pixel_loss
+from study.losses import lam_for_influence, perceptual_influence
+from study.losses.terms import perceptual_loss, pixel_loss
 
 
 def test_psi_definition():
@@ -31,7 +32,7 @@ def test_lam_for_influence_rejects_degenerate_targets(psi):
 
 
 def test_pixel_and_perceptual_losses_are_zero_at_identity_and_positive_otherwise():
-    from study.encoders import feature_extractor
+    from study.encoders.vgg import feature_extractor
 
     torch.manual_seed(0)
     enc = feature_extractor("block2_conv2", "random")

@@ -36,7 +36,7 @@ def _listening_addresses(port: int) -> set[str]:
 def test_a_study_logs_to_a_real_mlflow_server_over_http(tmp_path):
     port = _free_port()
     store = f"sqlite:///{tmp_path / 'server.db'}"
-    server = subprocess.Popen([sys.executable, "-m", "study.cli", "mlflow-server", "--port", str(port),
+    server = subprocess.Popen([sys.executable, "-m", "study", "mlflow-server", "--port", str(port),
                                "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "artifacts"),
                                "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -51,8 +51,8 @@ def test_a_study_logs_to_a_real_mlflow_server_over_http(tmp_path):
                 time.sleep(0.5)
         assert _listening_addresses(port) == {"127.0.0.1"}  # never every interface by default
 
-        from study.config import load_spec
-        from study.runner import run_study
+        from study.spec import load_spec
+        from study.driver.run import run_study
 
         raw = tiny_spec(tmp_path, name="over-http", tracking={"enabled": True, "uri": uri, "example_images": 1})
         run_study(load_spec(write_spec(tmp_path, raw)))

@@ -34,7 +34,7 @@ def test_output_bias_starts_at_the_target_mean():
 
 
 def test_redcnn_shape_parameters_and_identity_start():
-    from study.config import ModelSpec
+    from study.spec import ModelSpec
     from study.models import REDCNN, build_model
 
     assert sum(p.numel() for p in REDCNN(96).parameters()) == 1_848_865  # the paper's ~1.85 M

@@ -9,8 +9,8 @@ from skimage.io import imsave
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.encoders import FeatureExtractor, feature_extractor, load_state_dict, vgg19_features
-from study.pretrain import natural_images, pretrain
+from study.encoders.vgg import FeatureExtractor, feature_extractor, load_state_dict, vgg19_features
+from study.encoders.pretrain import natural_images, pretrain
 
 from conftest import mlflow_runs
 
@@ -50,7 +50,7 @@ def test_pretrained_features_separate_the_classes_better_than_random(tmp_path):
     """Cross-entropy training pulls the pooled features of the two classes apart along the head's direction, so
     the trained head + features classify held-out images; the same head on the untrained (random) features,
     which were never fitted to it, does not."""
-    from study.pretrain import folder_images
+    from study.encoders.pretrain import folder_images
 
     images, labels, _, _ = folder_images(_labelled_folder(tmp_path / "d", n=16, seed=1), labelled=True)
     sd, meta = pretrain(images[::2], labels=labels[::2], n_classes=2, method="supervised", steps=30, batch_size=8,

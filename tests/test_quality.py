@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from study import quality
+from study.metrics import quality
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ EPOCHS = 3
 
 def _driver(path: Path, ray_address: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "RAY_ADDRESS": ray_address}
-    return subprocess.Popen([sys.executable, "-m", "study.cli", "run", str(path), *args], env=env,
+    return subprocess.Popen([sys.executable, "-m", "study", "run", str(path), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -117,9 +117,9 @@ def test_sigkill_at_three_points_then_resume_runs_every_trial_exactly_once(tmp_p
 
 
 def test_failed_trials_are_retried_up_to_the_configured_count_but_divergence_is_not(tmp_path):
-    from study.config import load_spec
-    from study.execute import execute, read_events
-    from study.runner import plan, prepare, trial_spec
+    from study.spec import load_spec
+    from study.trial.execute import execute, read_events
+    from study.driver.run import plan, prepare, trial_spec
 
     from rich.console import Console
 
@@ -142,11 +142,11 @@ def test_failed_trials_are_retried_up_to_the_configured_count_but_divergence_is_
 
 
 def test_a_second_process_given_a_running_trial_waits_and_does_not_train_it_again(tmp_path):
-    from study.results import trial_state
+    from study.store.results import trial_state
 
     path = write_spec(tmp_path, tiny_spec(tmp_path, factors={"lam": [0]},
                                           training={"epochs": 120, "steps_per_epoch": 8}))
-    first = subprocess.Popen([sys.executable, "-m", "study.cli", "run", str(path), "--backend", "local"],
+    first = subprocess.Popen([sys.executable, "-m", "study", "run", str(path), "--backend", "local"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = tmp_path / "tiny"
     deadline = time.time() + 120
@@ -154,7 +154,7 @@ def test_a_second_process_given_a_running_trial_waits_and_does_not_train_it_agai
         time.sleep(0.05)
     folder = next((out / "trials").iterdir())
     assert trial_state(folder) == "running"
-    second = subprocess.run([sys.executable, "-m", "study.cli", "run-trial", str(path),
+    second = subprocess.run([sys.executable, "-m", "study", "run-trial", str(path),
                              "--run-key", folder.name], capture_output=True, text=True, timeout=300)
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr
     assert "already finished" not in second.stdout and "finished" in second.stdout  # it waited on the lock

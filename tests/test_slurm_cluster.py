@@ -31,7 +31,7 @@ def slurm(tmp_path_factory):
 
 
 def _submit(path: Path, *args: str) -> dict[str, str]:
-    proc = subprocess.run([sys.executable, "-m", "study.cli", "submit", str(path), *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "study", "submit", str(path), *args], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     words = proc.stdout.replace(",", " ").split()
@@ -85,13 +85,13 @@ def test_array_mode_runs_every_trial_once_and_a_requeued_task_resumes(slurm, tmp
     for run_id in children["run_id"]:  # tasks do not log; the report job fills in each epoch once
         assert sorted(m.step for m in client.get_metric_history(run_id, "train_loss")) == list(range(40))
 
-    res = subprocess.run([sys.executable, "-m", "study.cli", "submit", str(path)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "study", "submit", str(path)], capture_output=True, text=True)
     assert res.returncode == 2 and "nothing to submit" in res.stderr  # resubmitted: all done
 
 
 def test_ray_mode_runs_the_study_on_a_ray_cluster_inside_the_allocation(slurm, tmp_path):
-    from study.config import load_spec
-    from study.runner import run_study
+    from study.spec import load_spec
+    from study.driver.run import run_study
 
     base = tiny_spec(tmp_path, name="rmode", factors={"lam": [0]})
     run_study(load_spec(write_spec(tmp_path, base, "first.yaml")))  # part of the study ran before (locally)

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from study.backends import slurm
 from study.cli import app
-from study.config import load_spec
+from study.spec import load_spec
 from study.errors import StudyError
-from study.submit import submit_study, with_overrides
+from study.driver.submit import submit_study, with_overrides
 
 from conftest import tiny_spec, write_spec
 
@@ -105,7 +105,7 @@ def test_submit_dry_run_cli_prints_the_script(tmp_path):
 
 
 def test_mlflow_server_never_binds_every_interface_by_default():
-    from study.cli_cluster import server_command
+    from study.cli.cluster import server_command
 
     cmd = server_command("127.0.0.1", 5001, "sqlite:///x.db", Path("art"), 1)
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from study.cli import app
-from study.config import load_spec
-from study.runner import run_study
+from study.spec import load_spec
+from study.driver.run import run_study
 
 from conftest import mlflow_runs, tiny_spec, write_spec
 
@@ -149,7 +149,7 @@ def test_dry_run_prints_the_table_and_count(tmp_path):
 
 def test_bad_spec_is_one_line_and_exit_2(tmp_path):
     path = write_spec(tmp_path, tiny_spec(tmp_path, training={"batch_size": -3}))
-    proc = subprocess.run([sys.executable, "-m", "study.cli", "run", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "study", "run", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "training.batch_size" in lines[0] and "-3" in lines[0] and str(path) in lines[0]

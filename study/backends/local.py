@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from study.backends import Events, Options
-from study.execute import execute
+from study.trial.execute import execute
 
 
 def run(specs, events: Events, options: Options) -> None:

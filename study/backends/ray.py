@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from study.backends import Events, Options
-from study.results import read_record
-from study.train import is_epoch_metric
+from study.store.results import read_record
+from study.trial.train import is_epoch_metric
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
@@ -22,7 +22,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 def _trainable(config, specs, retries=0):
     from ray import tune
 
-    from study.execute import execute
+    from study.trial.execute import execute
 
     spec = specs[config["run_key"]]
     record = execute(spec, on_epoch=lambda epoch, m: tune.report({**m, "epoch": epoch}), retries=retries)
@@ -97,7 +97,7 @@ def _error_text(trial) -> str | None:
 
 def _lost(spec, trial, error: str | None) -> dict | None:
     """The failed record of a trial whose Ray worker was lost: written to the trial folder (reason and Ray's text)."""
-    from study.execute import record_lost
+    from study.trial.execute import record_lost
 
     lines = [ln for ln in (error or "").strip().splitlines() if ln.strip()]
     last = lines[-1].strip()[:300] if lines else "no result and no error from Ray"

@@ -1,6 +1,6 @@
 """SLURM: render the sbatch scripts of `study submit` and hand them to `sbatch`.
 
-Two modes (templates in `templates/`):
+Two modes (templates in the repository's `slurm/`, shipped as `study.sbatch`):
 - `ray`: one allocation of N nodes; a Ray cluster on all of them; the driver `study run` on the first node.
 - `array`: one job-array task per pending trial (by run key) plus a dependent job that collects the results,
   logs them to MLflow and writes the report — for clusters that forbid multi-node Ray.
@@ -22,10 +22,25 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.config import SlurmSpec, StudySpec
+from study.spec import SlurmSpec, StudySpec
 from study.errors import StudyError
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _templates() -> Path:
+    """The sbatch templates: `study.sbatch` in an installed wheel, the repository's `slurm/` in a source checkout."""
+    from importlib.resources import files
+
+    try:
+        found = Path(str(files("study.sbatch")))
+        if (found / "ray.sbatch").is_file():
+            return found
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "slurm"
+
+
+TEMPLATES = _templates()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

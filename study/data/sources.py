@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from study.config import DataSpec
+from study.spec import DataSpec
 from study.errors import StudyError
 
 KERNEL_SUFFIX = {"B30": "", "D45": "_sharp"}

@@ -1,0 +1,9 @@
+"""`study` command line (typer + rich): the app (`app.py`) and one module per command group, each registering its
+commands on import (in this order, the order of `study --help`)."""
+
+from study.cli import run  # noqa: F401  run, report, status
+from study.cli import tools  # noqa: F401  simulate, pretrain, calibrate
+from study.cli import cluster  # noqa: F401  submit, run-trial, mlflow-server
+from study.cli.app import app, main
+
+__all__ = ["app", "main"]

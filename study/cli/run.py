@@ -1,0 +1,96 @@
+"""`study run`, `study report`, `study status`: running a study and reading where it stands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from study.cli.app import app, console, user_errors
+from study.errors import StudyError
+
+
+@app.command()
+@user_errors
+def run(
+    study: Path = typer.Argument(..., help="study spec (YAML)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: results/<name>)"),
+    backend: Optional[str] = typer.Option(None, help="ray | local (default: the spec's, ray)"),
+    resume: bool = typer.Option(False, "--resume", help="continue a started study in the results folder"),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
+    report_only: bool = typer.Option(False, "--report-only",
+                                     help="run no trial: collect the trial folders into tables, MLflow and the report"),
+    wait: bool = typer.Option(False, "--wait", help="if another driver is running this study, wait for it to end"),
+):
+    """Run every trial not yet finished, then write the report."""
+    from study.spec import load_spec
+    from study.driver.run import run_study
+
+    spec = load_spec(study, check_paths=not dry_run)
+    if backend is not None and backend not in ("ray", "local"):
+        raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
+    p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
+                  console=console, spec_text=study.read_text(), run_trials=not report_only,
+                  wait=wait)
+    if not dry_run and any(s == "failed" for s in p.states().values()):
+        raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
+
+
+@app.command()
+@user_errors
+def report(
+    results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="metric(s) to report (default: all)"),
+    power: bool = typer.Option(False, "--power", help="add test images needed for 80%% power per comparison"),
+    power_effect: Optional[float] = typer.Option(None, "--power-effect",
+                                                 help="effect to detect, in metric units (default: the observed one)"),
+):
+    """(Re)write RESULTS_DIR/report/, from the trial folders as they are now (the tables are rebuilt first)."""
+    from analysis.report import write_report
+    from study.store.results import refresh_tables
+
+    if not Path(results_dir).is_dir():
+        raise StudyError(f"{results_dir}: no such results folder")
+    refresh_tables(results_dir)
+    try:
+        out = write_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
+    except (FileNotFoundError, KeyError) as err:
+        raise StudyError(str(err).strip("'\"")) from None
+    console.print(f"report: {out / 'report.md'}")
+
+
+@app.command()
+@user_errors
+def status(
+    results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Finished / running / failed / pending per trial, failed trials with their errors, trial-hours, ETA."""
+    from rich.table import Table
+
+    from study.driver.status import eta_text, summarize, used_text
+
+    info = summarize(results_dir)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    rows, counts = info["trials"], info["counts"]
+    table = Table(title=str(results_dir))
+    for col in ("run_key", "configuration", "seed", "state", "wall_s", "attempts", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        state = r["state"] + (f" on {r['host']} for {r['running_s']:.0f} s" if r["state"] == "running" else "")
+        table.add_row(r["run_key"], r["configuration"], str(r["seed"]), state,
+                      f"{r['wall_s']:.0f}" if r["wall_s"] else "", str(r["attempts"] or ""), (r["error"] or "")[:200])
+    console.print(table)
+    for r in rows:
+        if r["state"] == "failed":
+            console.print(f"[red]failed[/red] {r['run_key']} ({r['configuration']} · seed {r['seed']}): {r['error']}",
+                          highlight=False)
+    console.print(", ".join(f"{v} {k}" for k, v in counts.items())
+                  + f"; {used_text(info['trial_hours'])}; {eta_text(info['eta_s'])}")
+
+

@@ -1,0 +1,57 @@
+"""`study calibrate`: the λ each (feature level, pretraining) needs for each Ψ target, measured on the initial
+network (or after `training.calibration_steps` pixel-only steps), exactly as a Ψ-target trial calibrates itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from study.spec import ModelSpec, StudySpec
+from study.losses.influence import calibrate
+from study.encoders.layers import layer_end
+from study.losses.terms import pixel_loss
+from study.trial.train import init_output, unit_batch
+
+DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
+
+
+def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> pd.DataFrame:
+    from study.encoders.vgg import FeatureExtractor, load_state_dict, resolve_input_mode, vgg19_features
+    from study.models import build_model
+
+    tr, hu = spec.training, (spec.data.hu_min, spec.data.hu_max)
+    torch.manual_seed(seed)
+    train_ld, train_fd = data.load("train")
+    targets = spec.factors.psi_target or list(DEFAULT_TARGETS)
+    rng = np.random.default_rng(seed)
+
+    def batch(generator):
+        return unit_batch(train_ld, train_fd, tr.batch_size, tr.patch_size, hu, generator)
+
+    model = build_model(ModelSpec(**spec.model.model_dump()))
+    init_output(model, train_fd, hu)
+    opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
+    for _ in range(tr.calibration_steps):
+        x, y = batch(rng)
+        loss = pixel_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train()
+    cal_rng = np.random.default_rng(seed + 104729)  # one generator: distinct batches, as a Ψ-target trial draws them
+    batches = [batch(cal_rng) for _ in range(tr.calibration_batches)]
+    rows = []
+    for name, (path, _wid) in encoders.items():
+        sd, _ = load_state_dict(str(path))
+        mode = resolve_input_mode(spec.encoder(name).input, spec.encoder(name).source)
+        for level in spec.factors.feature_level:
+            feats = vgg19_features()
+            feats.load_state_dict(sd)
+            enc = FeatureExtractor(feats[: layer_end(level)], mode)
+            for psi in targets:
+                c = calibrate(model, enc, batches, psi)
+                rows.append({"feature_level": level, "pretraining": name, "psi_target": psi, "lam": c["lam"],
+                             "pixel_loss": c["pixel_loss"], "perceptual_loss": c["perceptual_loss"],
+                             "psi_at_lam_0.1": 0.1 * c["perceptual_loss"] / (c["pixel_loss"] + 0.1 * c["perceptual_loss"])})
+    return pd.DataFrame(rows)

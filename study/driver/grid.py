@@ -1,0 +1,117 @@
+"""Factors → trials, and the run key that names a trial everywhere (Ray trial, MLflow run, result rows).
+
+λ = 0 is the pixel-only baseline: it needs no encoder, so the grid holds one baseline per seed rather than one
+per (feature level × pretraining). The run key is a stable hash of the canonical trial config, including the
+ids of the data and of the encoder weights, so changing any of them gives new trials and adding a λ value
+adds only the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from study.spec import StudySpec
+
+NONE = "none"  # feature_level / pretraining of the pixel-only baseline
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def short_hash(obj, n: int = 16) -> str:
+    text = obj if isinstance(obj, str) else canonical_json(obj)
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Trial:
+    feature_level: str
+    pretraining: str
+    lam: Optional[float]  # None for a Ψ-target trial (λ is calibrated inside the trial)
+    seed: int
+    psi_target: Optional[float] = None
+    loss: Optional[str] = None  # a level of the `loss` factor (None: paper 1's MSE + λ·perceptual)
+    run_key: str = ""
+    config: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.lam == 0
+
+    @property
+    def configuration(self) -> str:
+        """Label of the configuration (all factors but the seed)."""
+        return configuration_label(self.feature_level, self.pretraining, self.lam, self.psi_target, self.loss)
+
+    def factors(self) -> dict:
+        f = {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam, "seed": self.seed}
+        if self.psi_target is not None:  # only then: fixed-λ run keys stay what they were
+            f["psi_target"] = self.psi_target
+        if self.loss is not None:  # likewise for studies without a loss factor
+            f["loss"] = self.loss
+        return f
+
+
+def configuration_label(feature_level: str, pretraining: str, lam: Optional[float], psi_target: Optional[float] = None,
+                        loss: Optional[str] = None) -> str:
+    if loss is not None:
+        return loss if lam == 0 else f"{loss} · {configuration_label(feature_level, pretraining, lam, psi_target)}"
+    if psi_target is not None:
+        return f"{feature_level} · {pretraining} · Ψ={psi_target:g}"
+    if lam == 0:
+        return "pixel-only"
+    return f"{feature_level} · {pretraining} · λ={lam:g}"
+
+
+
+def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> dict:
+    """Everything that determines a trial's outcome, in canonical form."""
+    cfg = {
+        "factors": t.factors(),
+        "model": spec.model.model_dump(),
+        "training": {k: v for k, v in spec.training.model_dump().items()
+                     if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
+                     and not (k == "amp" and not v)},  # what does not change the outcome stays out of the key
+        "data_id": data_id,
+        "metric_window": spec.window.model_dump(),
+    }
+    if t.loss is not None:
+        loss = spec.loss(t.loss)
+        cfg["loss"] = loss.model_dump(exclude=set() if loss.adversarial else {"critic"})
+    if not t.is_baseline:
+        enc = spec.encoder(t.pretraining)
+        cfg["encoder_id"] = encoder_ids[t.pretraining]
+        cfg["encoder_input"] = enc.input
+    return cfg
+
+
+def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[Trial]:
+    """All trials of the study, baselines first, each with its run key. No duplicates."""
+    f = spec.factors
+    seen: dict[tuple, Trial] = {}
+    arms = [(float(lam), None) for lam in sorted(set(f.lam))] + [(None, float(p)) for p in sorted(set(f.psi_target))]
+    # without a loss factor: paper 1's grid (λ = 0 is the pixel-only baseline); with one, each loss without a
+    # perceptual term is one trial per seed and each loss with one is crossed with the perceptual arms (λ > 0, Ψ)
+    losses = [(None, arms)] if not f.loss else [
+        (name, [a for a in arms if a[0] != 0] if spec.loss(name).perceptual else [(0.0, None)]) for name in f.loss]
+    for seed in f.seed:
+        for loss, loss_arms in losses:
+            for lam, psi in loss_arms:
+                levels = [NONE] if lam == 0 else f.feature_level
+                pretrainings = [NONE] if lam == 0 else f.pretraining
+                for level in levels:
+                    for pre in pretrainings:
+                        key = (loss, level, pre, lam, psi, int(seed))
+                        if key in seen:
+                            continue
+                        t = Trial(level, pre, lam, int(seed), psi, loss)
+                        cfg = trial_config(spec, t, data_id, encoder_ids)
+                        seen[key] = Trial(level, pre, lam, int(seed), psi, loss, run_key=short_hash(cfg), config=cfg)
+    order = {name: i for i, name in enumerate(f.loss)}
+    return sorted(seen.values(), key=lambda t: (order.get(t.loss, -1), not t.is_baseline, t.feature_level,
+                                                t.pretraining, t.psi_target is not None, t.lam or 0.0,
+                                                t.psi_target or 0.0, t.seed))

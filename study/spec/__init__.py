@@ -1,0 +1,18 @@
+"""The study spec: YAML → validated pydantic models, the only place defaults live.
+
+`parts` (window, data, model, training, losses, encoders), `slurm`, `study` (factors … the whole `StudySpec`),
+`load` (YAML → spec, one-line errors), `yaml_io` (safe YAML reading). Import from here.
+"""
+
+from study.spec.load import MAX_QUOTE, load_spec, parse_spec
+from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, CT_METRICS, MAYO_SPLIT, METRICS, WINDOWS,
+                              CriticSpec, DataSpec, EncoderSpec, LossSpec, MetricName, ModelSpec, PixelTerm,
+                              TrainingSpec, Window)
+from study.spec.slurm import SlurmSpec
+from study.spec.study import (METRIC_UNITS, MIN_EFFECT, AnalysisSpec, Factors, Resources, SearchSpec, StudySpec,
+                              Tracking)
+
+__all__ = ["MAX_QUOTE", "load_spec", "parse_spec", "BUILTIN_LOSSES", "BUILTIN_PRETRAININGS", "CT_METRICS",
+           "MAYO_SPLIT", "METRICS", "WINDOWS", "CriticSpec", "DataSpec", "EncoderSpec", "LossSpec", "MetricName",
+           "ModelSpec", "PixelTerm", "TrainingSpec", "Window", "SlurmSpec", "METRIC_UNITS", "MIN_EFFECT",
+           "AnalysisSpec", "Factors", "Resources", "SearchSpec", "StudySpec", "Tracking"]

@@ -1,0 +1,210 @@
+"""The study spec (pydantic): factors, resources, tracking, search, analysis and the whole `StudySpec`. The only
+place their defaults live."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from study.encoders.layers import LAYER_END
+from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, METRICS, CT_METRICS, DataSpec, EncoderSpec,
+                              LossSpec, MetricName, ModelSpec, TrainingSpec, WINDOWS, Window, _NAME, _Strict)
+from study.spec.slurm import SlurmSpec
+
+class Factors(_Strict):
+    feature_level: list[str] = Field(default_factory=lambda: ["block3_conv2"], min_length=1)
+    pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
+    lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    psi_target: list[float] = Field(default_factory=list, description="Ψ targets: λ calibrated inside each trial")
+    loss: list[str] = Field(default_factory=list, description="named losses (built in or under `losses:`); empty = "
+                                                              "paper 1's MSE + λ·perceptual")
+    seed: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] = Field(default_factory=lambda: [0], min_length=1,
+                                                                  description="seeds 0 … 2³² − 1 (numpy's range)")
+
+    @field_validator("feature_level")
+    @classmethod
+    def _levels(cls, v):
+        for name in v:
+            if name not in LAYER_END:
+                raise ValueError(f"unknown VGG-19 layer {name!r} (use Keras names like block3_conv2 or relu3_2)")
+        return v
+
+    @field_validator("psi_target")
+    @classmethod
+    def _psis(cls, v):
+        for x in v:
+            if not 0 < x < 1:
+                raise ValueError(f"a Ψ target must be in (0, 1), got {x!r}")
+        return v
+
+    @field_validator("lam")
+    @classmethod
+    def _lams(cls, v):
+        for x in v:
+            if not (x >= 0 and x < float("inf")):
+                raise ValueError(f"λ must be a finite number ≥ 0, got {x!r}")
+        return v
+
+
+class Resources(_Strict):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+    retries: int = Field(1, ge=0, description="re-runs of a trial that crashed (error, lost worker), each from its "
+                                              "last checkpoint; a diverged trial (non-finite loss) is not retried")
+
+
+class Tracking(_Strict):
+    enabled: bool = True
+    uri: Optional[str] = Field(None, description="default: sqlite:///<output>/mlflow.db")
+    experiment: Optional[str] = Field(None, description="default: the study name")
+    example_images: int = Field(2, ge=0)
+
+
+class SearchSpec(_Strict):
+    """Refinement after the exhaustive grid: Optuna (through Ray Tune's OptunaSearch) over a continuous Ψ target or
+    log λ for each (feature level, pretraining), maximising a validation metric. Its Optuna storage lives in the
+    results folder, so an interrupted refinement resumes; the grid itself is never searched or early-stopped."""
+
+    method: Literal["optuna"] = "optuna"
+    over: Literal["psi_target", "log_lam"] = "psi_target"
+    low: float = Field(0.5, description="psi_target: lowest Ψ; log_lam: lowest λ")
+    high: float = Field(0.99, description="psi_target: highest Ψ; log_lam: highest λ")
+    budget: int = Field(8, ge=1, description="trials per (feature level, pretraining)")
+    metric: Literal["val_psnr"] = "val_psnr"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.over == "psi_target" and not (0 < self.low and self.high < 1):
+            raise ValueError(f"Ψ bounds must lie in (0, 1), got [{self.low}, {self.high}]")
+        if self.over == "log_lam" and self.low <= 0:
+            raise ValueError(f"λ bounds must be > 0, got [{self.low}, {self.high}]")
+        return self
+
+
+#: the smallest difference worth acting on per metric, in its unit (`analysis.min_effect` overrides per metric)
+MIN_EFFECT = {"psnr": 0.1, "ssim": 0.002, "rmse_hu": 1.0, "ms_ssim": 0.002, "vif": 0.005, "gmsd": 0.002,
+              "noise_std": 1.0, "cnr": 0.05, "edge_width": 0.05}
+#: each metric's unit as reports print it ("" = unitless)
+METRIC_UNITS = {"psnr": "dB", "ssim": "", "rmse_hu": "HU", "ms_ssim": "", "vif": "", "gmsd": "", "noise_std": "HU",
+                "cnr": "", "edge_width": "mm"}
+
+
+class AnalysisSpec(_Strict):
+    """How the report turns results into guidelines."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of each correction family")
+    min_effect: dict[MetricName, float] = Field(default_factory=dict, description="smallest difference worth acting "
+                                                "on, per metric in its unit (defaults: MIN_EFFECT)")
+    min_seeds: int = Field(3, ge=2, description="seeds per configuration below which claims about configurations "
+                           "are reported as insufficiently replicated")
+    min_patients: int = Field(5, ge=1, description="test patients below which the report says results cannot "
+                              "generalise across patients")
+    psi_min_effect: float = Field(0.05, gt=0, lt=1, description="smallest difference in variance explained "
+                                  "(within feature level × pretraining) for 'Ψ explains the metric better than λ'")
+
+    @field_validator("min_effect")
+    @classmethod
+    def _positive(cls, v):
+        bad = {k: x for k, x in v.items() if not x > 0}
+        if bad:
+            raise ValueError(f"smallest effects must be > 0, got {bad}")
+        return v
+
+    def effect(self, metric: str) -> float:
+        return float(self.min_effect.get(metric, MIN_EFFECT.get(metric, 0.0)))
+
+
+class StudySpec(_Strict):
+    name: str
+    description: str = ""
+    output: Optional[str] = Field(None, description="default: results/<name>")
+    backend: Literal["ray", "local"] = "ray"
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    training: TrainingSpec = TrainingSpec()
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
+    factors: Factors = Factors()
+    metric_window: Union[str, Window] = Field("abdomen", validate_default=True)
+    metrics: list[MetricName] = Field(default_factory=lambda: list(METRICS), description="test metrics per image "
+                                      "(psnr, ssim and rmse_hu are always computed)")
+    losses: dict[str, LossSpec] = Field(default_factory=dict, description="named losses for factors.loss")
+    resources: Resources = Resources()
+    tracking: Tracking = Tracking()
+    search: Optional[SearchSpec] = None
+    slurm: SlurmSpec = SlurmSpec()
+    analysis: AnalysisSpec = AnalysisSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-', '.' (max 64), starting with a letter or digit")
+        return v
+
+    @field_validator("metric_window")
+    @classmethod
+    def _window(cls, v):
+        if isinstance(v, str):
+            if v not in WINDOWS:
+                raise ValueError(f"unknown window {v!r}; use one of {sorted(WINDOWS)} or {{center, width}}")
+            c, w = WINDOWS[v]
+            return Window(name=v, center=c, width=w)
+        return v
+
+    @model_validator(mode="after")
+    def _pretrainings(self):
+        for name in self.factors.pretraining:
+            if name not in BUILTIN_PRETRAININGS and name not in self.encoders:
+                raise ValueError(
+                    f"factors.pretraining: {name!r} is neither built in {BUILTIN_PRETRAININGS} nor defined under 'encoders'"
+                )
+        for name in self.encoders:
+            if not _NAME.match(name):
+                raise ValueError(f"encoders: bad name {name!r}")
+        for name in self.factors.loss:
+            if name not in self.losses and name not in BUILTIN_LOSSES:
+                raise ValueError(f"factors.loss: {name!r} is neither built in {sorted(BUILTIN_LOSSES)} nor defined "
+                                 f"under 'losses'")
+            if self.loss(name).perceptual and not (any(x > 0 for x in self.factors.lam) or self.factors.psi_target):
+                raise ValueError(f"factors.loss: {name!r} has a perceptual term but factors.lam has no λ > 0 and "
+                                 f"factors.psi_target is empty")
+            if self.loss(name).perceptual and self.factors.psi_target and not any(self.loss(name).terms.values()):
+                raise ValueError(f"factors.loss: {name!r} has no pixel term, so a Ψ target (the perceptual share of "
+                                 f"pixel + perceptual) cannot be reached")
+        if self.data.source == "phantom" and self.training.patch_size > self.data.size:
+            raise ValueError(f"training.patch_size {self.training.patch_size} is larger than the {self.data.size}² "
+                             f"phantom slices (data.size)")
+        ct = sorted(set(CT_METRICS) & (set(self.metrics) | set(self.training.val_metrics)))
+        if ct and self.data.source != "phantom":
+            raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "
+                             f"the source is {self.data.source!r}")
+        if self.search and self.factors.loss:
+            raise ValueError("search: the Optuna refinement tunes λ/Ψ of paper 1's grid; it does not combine with "
+                             "factors.loss")
+        for name in self.losses:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$", name):
+                raise ValueError(f"losses: bad name {name!r}")
+        return self
+
+    @property
+    def window(self) -> Window:
+        assert isinstance(self.metric_window, Window)
+        return self.metric_window
+
+    def output_dir(self, override: str | Path | None = None) -> Path:
+        return Path(override or self.output or Path("results") / self.name)
+
+    def loss(self, name: str) -> LossSpec:
+        return self.losses[name] if name in self.losses else BUILTIN_LOSSES[name]
+
+    def encoder(self, name: str) -> EncoderSpec:
+        if name in self.encoders:
+            return self.encoders[name]
+        return EncoderSpec(source=name)  # built-ins
