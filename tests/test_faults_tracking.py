@@ -35,7 +35,7 @@ def _steps(uri: str, run_id: str) -> list[int]:
 def test_failed_then_finished_trial_two_drivers_and_a_moved_folder(tmp_path):
     from study.spec import load_spec
     from study.store.locks import is_locked
-    from study.driver.run import plan
+    from study.driver.plan import plan
 
     raw = tiny_spec(tmp_path, name="faults", factors={"lam": [0], "seed": [0, 1]},
                     training={"epochs": EPOCHS, "steps_per_epoch": 3},

@@ -127,7 +127,8 @@ def test_prepared_phantoms_carry_labels_and_outlines(tmp_path):
 
 @pytest.fixture(scope="module")
 def wgan_trial(tmp_path_factory):
-    from study.driver.run import plan, prepare, trial_spec
+    from study.driver.plan import plan, trial_spec
+    from study.driver.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("wgan")
     spec = parse_spec(loss_spec(tmp))

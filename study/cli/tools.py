@@ -108,7 +108,8 @@ def calibrate(
 
     from study.driver.calibrate import calibration_table
     from study.spec import load_spec
-    from study.driver.run import plan, prepare
+    from study.driver.plan import plan
+    from study.driver.prepare import prepare
 
     spec = load_spec(study)
     p = plan(spec, output)

@@ -31,7 +31,7 @@ def refine(p, data, encoders) -> pd.DataFrame:
     from ray.tune.search.optuna import OptunaSearch
 
     from study.backends.ray import ensure_ray
-    from study.driver.run import trial_spec
+    from study.driver.plan import trial_spec
 
     s, out = p.spec.search, p.out
     storage_url = f"sqlite:///{(out / 'search.db').resolve()}"

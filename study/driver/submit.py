@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from study.backends import slurm
 from study.spec import SlurmSpec, StudySpec
 from study.errors import StudyError
-from study.driver.run import plan, start_folder
+from study.driver.plan import plan
+from study.driver.prepare import start_folder
 
 
 def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line") -> StudySpec:
