@@ -24,10 +24,10 @@ import pandas as pd
 
 from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_weights, levels,
                               marginal_means, simple_weights)
-from analysis.load import BASELINE, HIGHER_IS_BETTER
+from analysis.load import BASELINE, higher_is_better
 from analysis.networks import Networks, contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
-from analysis.stats import adjust
+from analysis.pvalues import adjust
 
 TEST = "t (Satterthwaite df) on per-network means (networks = replicates, images/patients random)"
 FTEST = "quasi-F on per-network means (networks = replicates, images/patients random)"
@@ -70,7 +70,7 @@ class MetricClaims:
 
     def __init__(self, per_image: pd.DataFrame, trials: pd.DataFrame, metric: str, s: Settings):
         self.metric, self.s = metric, s
-        self.higher = HIGHER_IS_BETTER.get(metric, True)
+        self.higher = higher_is_better(metric)
         self.delta = s.effect(metric)
         self.nets, self.factors = design_networks(per_image, metric)
         v = self.nets.variance

@@ -16,7 +16,7 @@ from itertools import combinations
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.stats import friedman
+from analysis.omnibus import friedman
 
 #: which loss term optimises (the fidelity measured by) each metric
 MATCHING_LOSS = {"psnr": "mse", "rmse_hu": "mse", "ssim": "ssim", "ms_ssim": "ms_ssim", "gmsd": "sobel"}

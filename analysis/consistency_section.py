@@ -6,27 +6,26 @@ metrics; the numbers come from `analysis.consistency`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.consistency import disagreements, ranking_concordance, trajectory_agreement
 from analysis.figures import heatmap
-from analysis.load import HIGHER_IS_BETTER
-from analysis.sections import md_table
+from analysis.load import HIGHER_IS_BETTER, read_history
+from analysis.markdown import MAX_ROWS, md_table
+from analysis.omnibus import square_matrix
 
 DISAGREE_TAU = 0.5  # pairs of metrics whose rankings correlate less than this are called out
-MAX_ROWS = 40  # rank table rows in the report (the CSV has all)
 
 
 def load_histories(results_dir: Path, trials: pd.DataFrame) -> pd.DataFrame:
     """One row per (finished trial, epoch): run_key, configuration, epoch and the logged terms and metrics."""
     frames = []
     for key, config in trials.loc[trials["status"] == "finished", ["run_key", "configuration"]].itertuples(index=False):
-        path = Path(results_dir) / "trials" / key / "history.json"
-        if path.is_file():
-            frames.append(pd.DataFrame(json.loads(path.read_text())).assign(run_key=key, configuration=config))
+        history = read_history(results_dir, key)
+        if history is not None:
+            frames.append(pd.DataFrame(history).assign(run_key=key, configuration=config))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -54,68 +53,90 @@ def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.D
         return [], {}
     lines = ["## Do the losses and the metrics agree?", ""]
     numbers: dict = {}
-    # 0. what each configuration's loss was made of: Ψ generalised to k terms, at the last epoch
     shares = last_epoch_shares(history)
-    if shares.shape[1]:
-        shares.reset_index().to_csv(out / "stats" / "loss_term_shares.csv", index=False)
-        lines += ["**Loss composition.** Share of each term in the total loss at the last epoch, |w·L| / Σ|w·L| "
-                  "(Ψ generalised to k terms; mean over seeds; per epoch in MLflow as share_<term>):", "",
-                  md_table(shares.reset_index(), "{:.3f}"), ""]
-    # 1. within trials: loss-term trajectories against validation-metric trajectories over epochs
+    lines += composition_lines(shares, out)
+    lines += trajectory_lines(history, out, numbers)
+    lines += ranking_lines(per_image, metrics, shares, out, numbers)
+    return lines, numbers
+
+
+def composition_lines(shares: pd.DataFrame, out: Path) -> list[str]:
+    """0. What each configuration's loss was made of: Ψ generalised to k terms, at the last epoch."""
+    if not shares.shape[1]:
+        return []
+    shares.reset_index().to_csv(out / "stats" / "loss_term_shares.csv", index=False)
+    return ["**Loss composition.** Share of each term in the total loss at the last epoch, |w·L| / Σ|w·L| "
+            "(Ψ generalised to k terms; mean over seeds; per epoch in MLflow as share_<term>):", "",
+            md_table(shares.reset_index(), "{:.3f}"), ""]
+
+
+def trajectory_lines(history: pd.DataFrame, out: Path, numbers: dict) -> list[str]:
+    """1. Within trials: loss-term trajectories against validation-metric trajectories over epochs."""
     terms = [c for c in history if c.startswith("loss_")] + ["train_loss"]
     val = {f"val_{m}": h for m, h in HIGHER_IS_BETTER.items() if f"val_{m}" in history}
     traj = trajectory_agreement(history, terms, val)
-    if len(traj):
-        traj.to_csv(out / "stats" / "consistency_trajectories.csv", index=False)
-        table = traj.groupby(["term", "metric"])["agreement"].mean().unstack("metric")
-        table = table.reindex(index=[t for t in terms if t in table.index], columns=[m for m in val if m in table])
-        heatmap(table, out / "figures" / "consistency_trajectories.png",
-                "loss term vs validation metric over epochs (mean signed Spearman ρ; > 0 = agree)", label="agreement")
-        n_epochs = int(traj["n_epochs"].median())
-        lines += [f"**Within trials.** For each trial, the Spearman correlation over its {n_epochs} epochs (median) "
-                  f"between each loss term and each validation metric, signed so that > 0 means the metric improved "
-                  f"as the term fell; mean over the trials that use the term:", "",
-                  "![trajectory agreement](figures/consistency_trajectories.png)", "",
-                  md_table(table.reset_index(), "{:.2f}"), ""]
-        numbers["trajectory"] = table.to_dict()
-    # 2. across configurations: do the metrics rank the configurations alike?
+    if not len(traj):
+        return []
+    traj.to_csv(out / "stats" / "consistency_trajectories.csv", index=False)
+    table = traj.groupby(["term", "metric"])["agreement"].mean().unstack("metric")
+    table = table.reindex(index=[t for t in terms if t in table.index], columns=[m for m in val if m in table])
+    heatmap(table, out / "figures" / "consistency_trajectories.png",
+            "loss term vs validation metric over epochs (mean signed Spearman ρ; > 0 = agree)", label="agreement")
+    n_epochs = int(traj["n_epochs"].median())
+    numbers["trajectory"] = table.to_dict()
+    return [f"**Within trials.** For each trial, the Spearman correlation over its {n_epochs} epochs (median) "
+            f"between each loss term and each validation metric, signed so that > 0 means the metric improved "
+            f"as the term fell; mean over the trials that use the term:", "",
+            "![trajectory agreement](figures/consistency_trajectories.png)", "",
+            md_table(table.reset_index(), "{:.2f}"), ""]
+
+
+def ranking_lines(per_image: pd.DataFrame, metrics: list[str], shares: pd.DataFrame, out: Path,
+                  numbers: dict) -> list[str]:
+    """2. Across configurations: do the metrics rank the configurations alike? And 3., does each metric prefer the
+    configuration trained on its own loss?"""
     used = [m for m in metrics if m in per_image and per_image[m].notna().any()]
     means = per_image.groupby(["configuration", "run_key"])[used].mean().groupby("configuration").mean()
     means = means.dropna(axis=1)  # a metric missing for a configuration cannot rank it
     used = list(means.columns)
-    if len(means) >= 3 and len(used) >= 2:
-        conc = ranking_concordance(means, {m: HIGHER_IS_BETTER[m] for m in used})
-        ranks, tau = conc["ranks"], conc["tau"]
-        ranks.reset_index().to_csv(out / "stats" / "consistency_ranks.csv", index=False)
-        tau.to_csv(out / "stats" / "consistency_tau.csv", index=False)
-        square = pd.DataFrame(1.0, index=used, columns=used)
-        for r in tau.itertuples(index=False):
-            square.loc[r.a, r.b] = square.loc[r.b, r.a] = r.tau
-        heatmap(square, out / "figures" / "consistency_tau.png",
-                f"Kendall τ between the metrics' rankings of {len(means)} configurations", label="τ")
-        low = tau[tau["tau"] < DISAGREE_TAU].sort_values("tau")
-        shown_ranks = ranks.loc[ranks.mean(axis=1).sort_values(kind="stable").index[:MAX_ROWS]]
-        lines += [f"**Across configurations.** Each test metric ranks the {len(means)} configurations (test-set means, "
-                  f"seeds averaged; 1 = best). Kendall's W over the {len(used)} metrics = **{conc['kendall_w']:.2f}** "
-                  f"(Friedman p = {conc['pvalue']:.3g}; 1 = identical rankings). Pairwise Kendall τ:", "",
-                  "![metric rank agreement](figures/consistency_tau.png)", "",
-                  md_table(shown_ranks.reset_index(), "{:.1f}"), ""]
-        if len(ranks) > len(shown_ranks):
-            lines += [f"(the {len(shown_ranks)} configurations with the best mean rank; all {len(ranks)} in "
-                      f"stats/consistency_ranks.csv)", ""]
-        shown = low.head(10)
-        lines += ([f"{len(low)} of {len(tau)} metric pairs disagree (τ < {DISAGREE_TAU}); the strongest: " + "; ".join(
-                      f"{r.a} vs {r.b} (τ = {r.tau:.2f})" for r in shown.itertuples(index=False))
-                   + (" (all in stats/consistency_tau.csv)." if len(low) > len(shown) else "."), ""]
-                  if len(low) else [f"All metric pairs agree with τ ≥ {DISAGREE_TAU}.", ""])
-        numbers.update({"kendall_w": conc["kendall_w"], "kendall_w_pvalue": conc["pvalue"],
-                        "tau": tau.to_dict("records")})
-        # 3. "metric prefers X, loss optimised Y"
-        dis = disagreements(means, {m: HIGHER_IS_BETTER[m] for m in used}, dominant_terms(shares))
-        if len(dis):
-            dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
-            lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "
-                      "optimised = its dominant term, the largest share of its total loss at the last epoch)", "",
-                      md_table(dis, "{:.1f}"), ""]
-            numbers["disagreements"] = dis.to_dict("records")
-    return lines, numbers
+    if not (len(means) >= 3 and len(used) >= 2):
+        return []
+    higher = {m: HIGHER_IS_BETTER[m] for m in used}
+    conc = ranking_concordance(means, higher)
+    ranks, tau = conc["ranks"], conc["tau"]
+    ranks.reset_index().to_csv(out / "stats" / "consistency_ranks.csv", index=False)
+    tau.to_csv(out / "stats" / "consistency_tau.csv", index=False)
+    heatmap(square_matrix(tau, "tau"), out / "figures" / "consistency_tau.png",
+            f"Kendall τ between the metrics' rankings of {len(means)} configurations", label="τ")
+    shown_ranks = ranks.loc[ranks.mean(axis=1).sort_values(kind="stable").index[:MAX_ROWS]]
+    lines = [f"**Across configurations.** Each test metric ranks the {len(means)} configurations (test-set means, "
+             f"seeds averaged; 1 = best). Kendall's W over the {len(used)} metrics = **{conc['kendall_w']:.2f}** "
+             f"(Friedman p = {conc['pvalue']:.3g}; 1 = identical rankings). Pairwise Kendall τ:", "",
+             "![metric rank agreement](figures/consistency_tau.png)", "",
+             md_table(shown_ranks.reset_index(), "{:.1f}"), ""]
+    if len(ranks) > len(shown_ranks):
+        lines += [f"(the {len(shown_ranks)} configurations with the best mean rank; all {len(ranks)} in "
+                  f"stats/consistency_ranks.csv)", ""]
+    lines += tau_lines(tau)
+    numbers.update({"kendall_w": conc["kendall_w"], "kendall_w_pvalue": conc["pvalue"],
+                    "tau": tau.to_dict("records")})
+    # 3. "metric prefers X, loss optimised Y"
+    dis = disagreements(means, higher, dominant_terms(shares))
+    if len(dis):
+        dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
+        lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "
+                  "optimised = its dominant term, the largest share of its total loss at the last epoch)", "",
+                  md_table(dis, "{:.1f}"), ""]
+        numbers["disagreements"] = dis.to_dict("records")
+    return lines
+
+
+def tau_lines(tau: pd.DataFrame) -> list[str]:
+    """The metric pairs whose rankings disagree (τ < DISAGREE_TAU), the strongest first."""
+    low = tau[tau["tau"] < DISAGREE_TAU].sort_values("tau")
+    if not len(low):
+        return [f"All metric pairs agree with τ ≥ {DISAGREE_TAU}.", ""]
+    shown = low.head(10)
+    return [f"{len(low)} of {len(tau)} metric pairs disagree (τ < {DISAGREE_TAU}); the strongest: " + "; ".join(
+                f"{r.a} vs {r.b} (τ = {r.tau:.2f})" for r in shown.itertuples(index=False))
+            + (" (all in stats/consistency_tau.csv)." if len(low) > len(shown) else "."), ""]

@@ -3,21 +3,14 @@ epoch budget ran out (from each trial's history.json). Pure pandas/numpy/json.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from study.metrics.registry import QUALITY_METRICS  # name → higher is better (torch-free)
+from analysis.load import higher_is_better, read_history, unit_suffix
 
-UNITS = {"psnr": " dB", "rmse_hu": " HU", "noise_std": " HU", "edge_width": " mm"}
 COLUMNS = ["run_key", "configuration", "seed", "metric", "n_epochs", "last", "gain", "best_at_last", "improving"]
-
-
-def _history(results_dir: Path, run_key: str) -> list[dict] | None:
-    path = Path(results_dir) / "trials" / str(run_key) / "history.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _trend(history: list[dict], metric: str, min_effect: dict[str, float]) -> dict:
@@ -26,7 +19,7 @@ def _trend(history: list[dict], metric: str, min_effect: dict[str, float]) -> di
     if used not in min_effect:
         raise KeyError(f"min_effect has no entry for {used!r} (have: {sorted(min_effect)})")
     values = np.array([float(h.get(f"val_{used}", np.nan)) for h in history], dtype=float)
-    sign = 1.0 if QUALITY_METRICS.get(used, True) else -1.0
+    sign = 1.0 if higher_is_better(used) else -1.0
     oriented = sign * values
     gain = oriented[-1] - oriented[-2] if len(values) >= 2 else np.nan
     best_at_last = bool(np.isfinite(oriented[-1]) and oriented[-1] >= np.nanmax(oriented))
@@ -41,7 +34,7 @@ def still_improving(results_dir, trials: pd.DataFrame, min_effect: dict[str, flo
     metric (val_psnr as fallback), n_epochs, last, gain (positive = better), best_at_last, improving."""
     rows = []
     for t in trials[trials["status"] == "finished"].itertuples():
-        history = _history(Path(results_dir), t.run_key)
+        history = read_history(Path(results_dir), t.run_key)
         if history:
             rows.append({"run_key": t.run_key, "configuration": t.configuration, "seed": t.seed,
                          **_trend(history, metric, min_effect)})
@@ -71,7 +64,7 @@ def convergence_lines(table: pd.DataFrame, metric: str, min_effect) -> list[str]
     if len(fallback):
         lines[-1] += f" {len(fallback)} trial(s) did not record val_{metric}: judged on val_psnr instead."
     if isinstance(threshold, (int, float)):
-        lines[-1] += f" Smallest effect: {threshold:g}{UNITS.get(metric, '')}."
+        lines[-1] += f" Smallest effect: {threshold:g}{unit_suffix(metric)}."
     if marked:
         lines += [""]
         for conf, frac in marked.items():
@@ -79,7 +72,7 @@ def convergence_lines(table: pd.DataFrame, metric: str, min_effect) -> list[str]
             used = metric if (g["metric"] == metric).any() else "psnr"  # psnr: the fallback
             gain = g.loc[g["metric"] == used, "gain"].median()
             lines += [f"- **{conf}**: {frac:.0%} of seeds still improving; median last-epoch gain "
-                      f"{gain:+.3g}{UNITS.get(used, '')} ({used})."]
+                      f"{gain:+.3g}{unit_suffix(used)} ({used})."]
         lines += ["", "A fixed epoch budget favours configurations that learn fast: for the configurations above, "
                   "the budget, not the loss design, may explain their rank — they might place higher with more epochs."]
     return lines + [""]

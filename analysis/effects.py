@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import BASELINE, block_key
-from analysis.stats import adjust, paired_tests
+from analysis.pvalues import adjust
+from analysis.signed_rank import paired_tests
 
 FACTORS = ("loss", "feature_level", "pretraining", "lam", "weighting")
 MAX_LEVELS_ALL_PAIRS = 6
@@ -39,8 +40,13 @@ def with_weighting(per_image: pd.DataFrame) -> pd.DataFrame:
     if "psi_target" not in per_image or per_image["psi_target"].isna().all():
         return per_image
     x = per_image.copy()
-    x["weighting"] = [f"Ψ={p:g}" if pd.notna(p) else f"λ={lam:g}" for lam, p in zip(x["lam"], x["psi_target"])]
+    x["weighting"] = [weighting_label(lam, p) for lam, p in zip(x["lam"], x["psi_target"])]
     return x.drop(columns=["lam"])
+
+
+def weighting_label(lam, psi_target) -> str:
+    """How a trial weighted its perceptual term: "Ψ=<psi_target>" where a Ψ target was set, else "λ=<lam>"."""
+    return f"Ψ={psi_target:g}" if pd.notna(psi_target) else f"λ={float(lam):g}"
 
 
 def design_factors(per_image: pd.DataFrame) -> list[str]:

@@ -20,7 +20,7 @@ from scipy import stats as sps
 
 from analysis.effects import _label, _sort_key, design_factors, with_weighting
 from analysis.networks import Networks, network_means, non_baseline
-from analysis.stats import adjust
+from analysis.pvalues import adjust
 
 NAMES = {"loss": "loss", "feature_level": "feature level", "pretraining": "pretraining", "lam": "λ",
          "weighting": "loss weighting"}

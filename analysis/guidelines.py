@@ -12,18 +12,12 @@ import math
 from pathlib import Path
 
 from analysis.factors import NAMES
-from analysis.stats import p_clause
+from analysis.load import unit_suffix
+from analysis.pvalues import p_clause
 
 MAX_BULLETS = 15
 OWN_FAMILIES = "each metric's own, as above"
 PRIMARY = 3  # metrics given their own bullets (the first ones of the report); the others are in guidelines.json
-
-
-def _unit(metric: str) -> str:
-    from study.spec import METRIC_UNITS
-
-    u = METRIC_UNITS.get(metric, "")
-    return f" {u}" if u else ""
 
 
 def _num(v: float) -> str:
@@ -32,7 +26,7 @@ def _num(v: float) -> str:
 
 def evidence(c: dict, with_test: bool = True) -> str:
     """'Δpsnr +0.82 dB [95% CI +0.31, +1.33], p_Holm = 0.003; test; family; n = …' for one claim."""
-    name, u = ("ΔR²", "") if c.get("unit") else (f"Δ{c['metric']}", _unit(c["metric"]))
+    name, u = ("ΔR²", "") if c.get("unit") else (f"Δ{c['metric']}", unit_suffix(c["metric"]))
     eff = f"{name} {_num(c['estimate'])}{u} [95% CI {_num(c['ci_low'])}, {_num(c['ci_high'])}]"
     p = "" if c["p_adj"] is None or not math.isfinite(c["p_adj"]) else ", " + p_clause(c["p_adj"], "p_adj")
     return f"{eff}{p}; {_provenance(c)}" if with_test else f"{eff}{p}"
@@ -50,6 +44,10 @@ def _mark(c: dict) -> str:
         return ""
     if len(hit) <= 2:
         return f" ⚠ still improving at the last epoch: {', '.join(hit)}"
+    return _many_improving(hit)
+
+
+def _many_improving(hit: list[str]) -> str:
     return f" ⚠ {len(hit)} of the configurations involved were still improving at the last epoch"
 
 
@@ -79,7 +77,7 @@ def importance_bullet(metric: str, cs: list[dict]) -> str | None:
 
 
 def c_min(c: dict) -> str:
-    return f"{c['min_effect']:g}{_unit(c['metric'])}"
+    return f"{c['min_effect']:g}{unit_suffix(c['metric'])}"
 
 
 def _beaten(beats: list[dict], word: str) -> str:
@@ -88,7 +86,7 @@ def _beaten(beats: list[dict], word: str) -> str:
         return "; ".join(f"{word} {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in beats)
     weakest = min(beats, key=lambda c: abs(c["estimate"]))
     hit = sorted({x for c in beats for x in c.get("still_improving") or []})
-    mark = f" ⚠ {len(hit)} of the configurations involved were still improving at the last epoch" if hit else ""
+    mark = _many_improving(hit) if hit else ""
     return (f"{word} {', '.join(_level(c['reference']) for c in beats)} (the smallest of these differences: "
             f"{_level(weakest['reference'])}, {evidence(weakest, False)}; all in guidelines.json){mark}")
 
@@ -148,7 +146,7 @@ def top_bullet(c: dict) -> str:
     group = (f"tied with it (not distinguishable from the best): {_names(tied, others, 'other configurations')}"
              if tied else "no configuration ties with it")
     pending = " (needs ≥ 3 seeds to claim)" if c["kind"] == "insufficient_replication" else ""
-    return (f"**{c['metric']} — best configuration{pending}:** {c['subject']} (mean {c['mean']:.4g}{_unit(c['metric'])}); "
+    return (f"**{c['metric']} — best configuration{pending}:** {c['subject']} (mean {c['mean']:.4g}{unit_suffix(c['metric'])}); "
             f"{group}. Against {c['reference']}: {evidence(c)}{_mark(c)}.")
 
 
@@ -202,7 +200,7 @@ def scope(claims: list[dict], context: dict) -> list[str]:
     rep = [c for c in claims if c["kind"] == "insufficient_replication" and c["subject"] == "seeds per configuration"]
     if rep:
         need = ", ".join(f"{c['metric']}: {c['seeds_needed']:g}" for c in rep)
-        sds = ", ".join(f"{c['metric']}: {c['estimate']:.3g}{_unit(c['metric'])}" for c in rep)
+        sds = ", ".join(f"{c['metric']}: {c['estimate']:.3g}{unit_suffix(c['metric'])}" for c in rep)
         lines.append(f"**Replication is insufficient for claims about configurations:** {rep[0]['seeds']} seed(s) per "
                      f"configuration, fewer than {context['min_seeds']}; the estimates below are reported, not claimed. "
                      f"Seeds per configuration needed to detect the smallest effect with 80% power, from the "

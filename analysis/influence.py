@@ -16,14 +16,18 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from analysis.effects import weighting_label  # noqa: E402
 from analysis.figures import save  # noqa: E402
-from study.losses.psi import lam_for_influence  # noqa: E402 - torch-free
+from analysis.markdown import md_table  # noqa: E402
+from study.losses.psi import lam_for_influence, perceptual_influence  # noqa: E402 - torch-free
 
 TARGETS = (0.5, 0.9, 0.95, 0.99)
 COMMON_LAM = 0.1
 GROUP = ["feature_level", "pretraining", "arm"]
 STYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
-PSI_TEXT = ("Ψ = λ·L_P / (L_pixel + λ·L_P). For fixed-λ trials it is computed from the unweighted last-epoch means, "
+PSI_FORMULA = "λ·L_P / (L_pixel + λ·L_P)"  # what study.losses.psi.perceptual_influence computes
+PSI = f"Ψ = {PSI_FORMULA}"
+PSI_TEXT = (f"{PSI}. For fixed-λ trials it is computed from the unweighted last-epoch means, "
             "λ·L̄_P / (L̄_pix + λ·L̄_P); for hold-Ψ trials, whose λ changes within an epoch, from the λ-weighted "
             "per-step sums of the last epoch: the epoch mean of λ_t·L_P,t over (L̄_pix + that mean).")
 
@@ -32,8 +36,7 @@ def arm(trials: pd.DataFrame) -> pd.Series:
     """The training arm of each trial: "Ψ=<psi_target>" where a Ψ target was set, else "λ=<lam>"."""
     psi = trials["psi_target"] if "psi_target" in trials else pd.Series(np.nan, index=trials.index)
     lam = trials["lam"] if "lam" in trials else pd.Series(np.nan, index=trials.index)
-    return pd.Series([f"Ψ={p:g}" if pd.notna(p) else f"λ={float(lam_):g}" for p, lam_ in zip(psi, lam)],
-                     index=trials.index, dtype=object)
+    return pd.Series([weighting_label(lam_, p) for p, lam_ in zip(psi, lam)], index=trials.index, dtype=object)
 
 
 def magnitudes(trials: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +58,7 @@ def lam_table(mags: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:
     for r in mags.itertuples():
         row = {"feature_level": r.feature_level, "pretraining": r.pretraining, "arm": r.arm, "n": r.n,
                "L_pixel": r.pixel_loss, "L_P": r.perceptual_loss,
-               "psi_at_lam_0.1": COMMON_LAM * r.perceptual_loss / (r.pixel_loss + COMMON_LAM * r.perceptual_loss)}
+               "psi_at_lam_0.1": perceptual_influence(r.pixel_loss, r.perceptual_loss, COMMON_LAM)}
         row.update({f"lam_for_psi_{p:g}": lam_for_influence(p, r.pixel_loss, r.perceptual_loss) for p in targets})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -70,7 +73,7 @@ def psi_curves(mags: pd.DataFrame, path: Path, targets=(0.95,)) -> Path:
     styles = {a: STYLES[i % len(STYLES)] for i, a in enumerate(arms)}
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for r in mags.itertuples():
-        psi = lams * r.perceptual_loss / (r.pixel_loss + lams * r.perceptual_loss)
+        psi = [perceptual_influence(r.pixel_loss, r.perceptual_loss, lam) for lam in lams]
         ax.semilogx(lams, psi, color=colours[(r.feature_level, r.pretraining)], ls=styles[r.arm], lw=1.3)
     ax.axvline(COMMON_LAM, color="grey", lw=0.8, alpha=0.6)
     for p in targets:
@@ -100,8 +103,6 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
 
 
 def _calibrated(trials: pd.DataFrame) -> list[str]:
-    from analysis.sections import md_table
-
     cal = trials[trials["psi_target"].notna()] if "psi_target" in trials else trials.iloc[:0]
     if cal.empty:
         return []
@@ -113,8 +114,6 @@ def _calibrated(trials: pd.DataFrame) -> list[str]:
 def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> list[str]:
     """Markdown lines (Ψ definition, Ψ-curves figure, λ table, metric-vs-Ψ figure, Ψ-target trials); writes
     stats/lambda_for_psi.csv and the figures under `out`."""
-    from analysis.sections import md_table
-
     mags = magnitudes(trials)
     if mags.empty:
         return []
@@ -123,7 +122,7 @@ def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> 
     targets = sorted({float(v) for v in trials.get("psi_target", pd.Series(dtype=float)).dropna()}) or [0.95]
     fig = psi_curves(mags, out / "figures" / "psi_curves.png", targets)
     lines = ["### Ψ-curves and the λ each encoder needs", "", PSI_TEXT, "",
-             "The curves Ψ(λ) = λ·L_P / (L_pixel + λ·L_P) use the last-epoch magnitudes L_pixel and L_P (unweighted), "
+             f"The curves Ψ(λ) = {PSI_FORMULA} use the last-epoch magnitudes L_pixel and L_P (unweighted), "
              "averaged only over trials trained the same way — one curve and one table row per feature level, "
              "pretraining and training arm (λ=… fixed λ, Ψ=… Ψ target), since the magnitudes depend on the λ a network "
              "was trained with. Colour: feature level · pretraining; line style: training arm; grey lines: λ = 0.1 "
@@ -132,3 +131,18 @@ def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> 
         fig = metric_vs_psi(trials, metric, out / "figures" / f"{metric}_vs_psi.png")
         lines += [f"![{metric} against Ψ](figures/{fig.name})", ""]
     return lines + _calibrated(trials)
+
+
+def perceptual_influence_section(trials: pd.DataFrame, out: Path) -> list[str]:
+    """The report's "Perceptual influence" section: Ψ and the loss magnitudes per configuration (mean over seeds,
+    stats/perceptual_influence.csv), then `influence_section`; [] when the trials carry no Ψ."""
+    psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
+    psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
+    if not (len(psi) and psi_cols):
+        return []
+    psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
+    return ["", "## Perceptual influence", "",
+            f"{PSI} at the last epoch, mean over seeds: for fixed-λ trials from the "
+            "unweighted epoch means of both terms; for Ψ-target trials that hold Ψ (`hold-psi`) from the "
+            "λ-weighted per-step sums (λ changes within the epoch).", "", md_table(psi.reset_index()), "",
+            *influence_section(trials, out)]

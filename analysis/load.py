@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from study.errors import StudyError
 
-from study.metrics.registry import QUALITY_METRICS as HIGHER_IS_BETTER  # noqa: F401  (torch-free: skimage, numpy)
+from study.metrics.registry import QUALITY_METRICS as HIGHER_IS_BETTER  # torch-free: skimage, numpy
 
 BASELINE = "pixel-only"
+
+
+def higher_is_better(metric: str) -> bool:
+    """The metric's direction (`HIGHER_IS_BETTER`); a metric the registry does not know counts as higher-is-better."""
+    return HIGHER_IS_BETTER.get(metric, True)
+
+
+def unit_suffix(metric: str) -> str:
+    """' dB', ' HU', ... (the metric's unit, study.spec.METRIC_UNITS, after a space) or '' for a unitless metric."""
+    from study.spec import METRIC_UNITS  # torch-free
+
+    u = METRIC_UNITS.get(metric, "")
+    return f" {u}" if u else ""
+
+
+def read_history(results_dir: str | Path, run_key: str) -> list[dict] | None:
+    """A trial's per-epoch history (`trials/<run_key>/history.json`), or None when it has none."""
+    path = Path(results_dir) / "trials" / str(run_key) / "history.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 _NEEDED = {"trials.parquet": ("run_key", "status", "configuration", "seed"),

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.factors import design_networks
-from analysis.load import HIGHER_IS_BETTER
+from analysis.load import higher_is_better
 from analysis.networks import seeds_needed
-from analysis.sections import MAX_ROWS, _pformat, md_table
+from analysis.markdown import MAX_ROWS, md_table, pformat
 
 
 def variance_table(per_image: pd.DataFrame, metrics: list[str], min_effect: dict[str, float]) -> pd.DataFrame:
@@ -53,16 +53,16 @@ def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[st
             t = imp[imp["metric"] == m][["term", "share", "df", "F", "df_den", "pvalue", "pvalue_adj"]]
             lines += [f"### {m}: what explains the differences between networks", "",
                       "Share of the between-network sum of squares (Type II) per factor and two-way interaction; "
-                      "quasi-F against network + test-set error, Holm over the terms.", "", md_table(_pformat(t)), ""]
+                      "quasi-F against network + test-set error, Holm over the terms.", "", md_table(pformat(t)), ""]
         vb = tables.get("vs_best")
         if vb is not None and len(vb[vb["metric"] == m]):
             t = vb[vb["metric"] == m].sort_values("p_adj", ascending=False)
             cols = ["a", "b", "estimate", "ci_low", "ci_high", "df", "pvalue", "p_adj", "p_equiv", "verdict"]
             lines += [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts, Holm; "
                       f"`p_equiv`: TOST inside ± {min_effect[m]:g}). Shown: up to {MAX_ROWS}, least separated first.",
-                      "", md_table(_pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]
+                      "", md_table(pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]
             if n_pat >= 2:
-                higher = HIGHER_IS_BETTER.get(m, True)
+                higher = higher_is_better(m)
                 means = per_image.groupby("configuration")[m].mean().sort_values(ascending=not higher)
                 pp = per_patient(per_image, m, list(means.index[:10]))
                 pp.to_csv(stats / f"{m}_per_patient.csv")

@@ -16,11 +16,12 @@ from analysis import guidelines
 from analysis.claims import Settings, study_claims
 from analysis.consistency_section import consistency_section
 from analysis.convergence import convergence_lines, improving_configurations, still_improving
-from analysis.influence import influence_section
-from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets
+from analysis.influence import perceptual_influence_section
+from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets, unit_suffix
+from analysis.markdown import md_table
 from analysis.methods import methods_text
 from analysis.network_section import network_section
-from analysis.sections import md_table, metric_section, power_section
+from analysis.sections import metric_section, power_section
 
 
 def _spec_of(results_dir: Path) -> dict:
@@ -171,15 +172,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     min_effect = {m: settings.effect(m) for m in HIGHER_IS_BETTER}
     seeds = sorted(trials["seed"].unique().tolist())
     lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known)]
-    psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
-    psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
-    if len(psi) and psi_cols:
-        psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
-        lines += ["", "## Perceptual influence", "",
-                  "Ψ = λ·L_P / (L_pixel + λ·L_P) at the last epoch, mean over seeds: for fixed-λ trials from the "
-                  "unweighted epoch means of both terms; for Ψ-target trials that hold Ψ (`hold-psi`) from the "
-                  "λ-weighted per-step sums (λ changes within the epoch).", "", md_table(psi.reset_index()), ""]
-        lines += influence_section(trials, out)
+    lines += perceptual_influence_section(trials, out)
     conv = still_improving(results_dir, trials, min_effect)
     improving = improving_configurations(conv) if len(conv) else {}
     if len(conv):
@@ -188,35 +181,50 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     if len(per_image):
         claims, tables = study_claims(per_image, trials, metrics, settings, improving)
         lines += ["", *network_section(per_image, metrics, tables, min_effect, out)]
-        context = _context(per_image, claims, settings, metrics, improving)
-        context["patients_known"] = known
+        context = {**_context(per_image, claims, settings, metrics, improving), "patients_known": known}
     lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
-    numbers = {}
-    lines += ["", "## Results per metric, conditional on these trained networks and these test images", "",
-              "Image-blocked analysis (what paper 1 did): seeds averaged, test images as blocks. It describes these "
-              "networks on these images; it does not treat the variation between trained networks or patients as "
-              "error, so the guidelines do not rest on it.", ""]
-    if len(per_image) == 0:
-        lines += ["No finished trial yet: nothing to test.", ""]
-    else:
-        for m in metrics:
-            sec, numbers[m] = metric_section(per_image, m, out)
-            lines += sec
-            if power:
-                lines += power_section(per_image, m, out / "stats", power_effect)
+    section, numbers = _metric_sections(per_image, metrics, out, power, power_effect)
+    lines += section
     section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
     lines += section
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
-    if len(per_image):
-        md = guidelines.write(claims, context, out)
-        lines += ["## Guidelines", "", md.split("\n", 2)[2]]
-    else:
-        (out / "guidelines.json").write_text("[]")
-        (out / "guidelines.md").write_text("# Guidelines\n\nNo finished trial yet: no claims.\n")
+    lines += _guidelines(claims, context, bool(len(per_image)), out)
     lines += ["## Methods", "", methods_text(window, numbers, seeds, metrics, settings, context), ""]
-    md = "\n".join(lines)
+    _write(out, "\n".join(lines), numbers, numbers_consistency)
+
+
+def _metric_sections(per_image: pd.DataFrame, metrics: list[str], out: Path, power: bool,
+                     power_effect: float | None) -> tuple[list[str], dict]:
+    """The image-blocked results of every metric (and its power section); lines and the numbers per metric."""
+    numbers = {}
+    lines = ["", "## Results per metric, conditional on these trained networks and these test images", "",
+             "Image-blocked analysis (what paper 1 did): seeds averaged, test images as blocks. It describes these "
+             "networks on these images; it does not treat the variation between trained networks or patients as "
+             "error, so the guidelines do not rest on it.", ""]
+    if len(per_image) == 0:
+        return lines + ["No finished trial yet: nothing to test.", ""], numbers
+    for m in metrics:
+        sec, numbers[m] = metric_section(per_image, m, out)
+        lines += sec
+        if power:
+            lines += power_section(per_image, m, out / "stats", power_effect)
+    return lines, numbers
+
+
+def _guidelines(claims: list[dict], context: dict, any_images: bool, out: Path) -> list[str]:
+    """guidelines.json and guidelines.md under `out`; the report's "Guidelines" lines."""
+    if any_images:
+        md = guidelines.write(claims, context, out)
+        return ["## Guidelines", "", md.split("\n", 2)[2]]
+    (out / "guidelines.json").write_text("[]")
+    (out / "guidelines.md").write_text("# Guidelines\n\nNo finished trial yet: no claims.\n")
+    return []
+
+
+def _write(out: Path, md: str, numbers: dict, numbers_consistency: dict) -> None:
+    """report.md, report.html and summary.json (the numbers, without the pairwise and effects tables)."""
     (out / "report.md").write_text(md)
     (out / "report.html").write_text(_html(md, out))
     summary = {m: {k: v for k, v in n.items() if k not in ("pairwise", "effects")} for m, n in numbers.items()}
@@ -261,11 +269,9 @@ def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, wi
 def _context(per_image: pd.DataFrame, claims: list[dict], s: Settings, metrics: list[str], improving: dict) -> dict:
     first = next((c for c in claims if c["kind"] == "factor_importance" or c.get("would_be") == "best"
                   or c["kind"] == "best"), claims[0] if claims else {})
-    from study.spec import METRIC_UNITS
-
     counts = per_image.groupby("configuration")["run_key"].nunique()
     return {"n_networks": int(per_image["run_key"].nunique()), "seeds": int(counts.median()),
             "n_images": first.get("n_images", per_image["image_id"].nunique()),
             "n_patients": first.get("n_patients", 1), "alpha": s.alpha, "min_seeds": s.min_seeds,
             "min_patients": s.min_patients, "improving": improving,
-            "thresholds": ", ".join(f"{m} {s.effect(m):g}{(' ' + METRIC_UNITS.get(m, '')).rstrip()}" for m in metrics)}
+            "thresholds": ", ".join(f"{m} {s.effect(m):g}{unit_suffix(m)}" for m in metrics)}

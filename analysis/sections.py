@@ -9,30 +9,16 @@ import pandas as pd
 
 from analysis.effects import cell_means, design_factors, factor_effects
 from analysis.figures import boxplot, cd_diagram, effects_plot, interaction_plot
-from analysis.load import BASELINE, HIGHER_IS_BETTER, block_key, block_scores, input_scores, seed_scores
-from analysis.stats import (conover, format_p, friedman, mean_ranks, mixed_model, nemenyi, nemenyi_cd, p_clause,
-                            pairwise_wilcoxon, power_n, pvalue_matrix)
+from analysis.load import BASELINE, block_key, block_scores, higher_is_better, input_scores, seed_scores
+from analysis.markdown import MAX_ROWS, md_table, pformat
+from analysis.mixed import mixed_model
+from analysis.omnibus import conover, friedman, mean_ranks, nemenyi, nemenyi_cd, pvalue_matrix
+from analysis.pvalues import p_clause
+from analysis.signed_rank import pairwise_wilcoxon, power_n
 
 ALPHA = 0.05
 MAX_ALL_PAIRS = 30  # above this many configurations the pairwise family is "each vs the best and vs pixel-only"
-MAX_ROWS = 40  # rows of a table shown in the report (the CSV has all)
 FIGURE_TOP = 20  # configurations in the box plot and CD diagram of a large study (best by mean rank + baseline)
-
-
-def md_table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return floatfmt.format(v) if np.isfinite(v) else "—"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
-def _pformat(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(**{c: [format_p(p) for p in df[c]] for c in ("pvalue", "pvalue_adj") if c in df})
 
 
 def summary_table(scores: pd.DataFrame, higher: bool) -> pd.DataFrame:
@@ -83,7 +69,7 @@ def sensitivity(per_image: pd.DataFrame, metric: str, best: str, stats_dir: Path
         sc = seed_scores(per_image, metric, s)
         if sc.shape[1] >= 3 and len(sc) >= 2:
             fr = friedman(sc)
-            top = mean_ranks(sc, HIGHER_IS_BETTER.get(metric, True)).index[0]
+            top = mean_ranks(sc, higher_is_better(metric)).index[0]
             rows.append({"seed": s, "k": fr.k, "n": fr.n_blocks, "chi2": fr.statistic, "pvalue": fr.pvalue,
                          "kendall_w": fr.kendall_w, "best": top})
             lines.append(f"- seed {s}: {fr.line()}; best: {top}{'' if top == best else ' (differs from the seed mean)'}.")
@@ -119,7 +105,7 @@ def effects_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[li
         rest = eff[(eff["kind"] != "main") & (eff["pvalue_adj"] < ALPHA)]
         rest = rest.reindex(rest["effect_size"].abs().sort_values(ascending=False).index).head(max(0, MAX_ROWS - len(main)))
         table = pd.concat([main, rest])
-    shown = _pformat(table.drop(columns=["metric", "mean_diff", "statistic"]))
+    shown = pformat(table.drop(columns=["metric", "mean_diff", "statistic"]))
     cut = "" if len(table) == len(eff) else [f"Shown: {len(table)} of {len(eff)} rows (main effects, then the largest "
                                             f"significant simple and interaction effects); all in "
                                             f"`stats/{metric}_effects.csv`.", ""]
@@ -143,64 +129,20 @@ def effects_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[li
 
 def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[list[str], dict]:
     """Markdown lines for one metric (CSVs and figures written under `out`); returns lines and the numbers."""
-    higher = HIGHER_IS_BETTER.get(metric, True)
     stats_dir = out / "stats"
     scores, dropped = block_scores(per_image, metric)
     ref = input_scores(per_image, metric).loc[scores.index]
-    summary = summary_table(scores, higher)
+    summary = summary_table(scores, higher_is_better(metric))
     summary.to_csv(stats_dir / f"{metric}_summary.csv", index=False)
-    lines = [f"### {metric} ({'higher' if higher else 'lower'} is better)", ""]
-    shown = summary.assign(**{"mean ± sd": [f"{m:.4g} ± {s:.2g}" for m, s in zip(summary["mean"], summary["sd"])]})
-    lines += [md_table(shown[["configuration", "mean ± sd", "median", "mean_rank"]]), "",
-              f"Low-dose input: {ref.mean():.4g} ± {ref.std(ddof=1):.2g} (n = {len(ref)} images)."]
-    if dropped:
-        lines += [f"{dropped} images lacked a configuration and were left out of the tests."]
+    lines = summary_lines(summary, ref, metric, dropped)
     numbers = {"n_images": int(len(scores)), "k": int(scores.shape[1]), "best": str(summary["configuration"].iloc[0]),
                "input_mean": float(ref.mean()), "means": dict(zip(summary["configuration"], summary["mean"]))}
     text, numbers["friedman"] = omnibus(scores, metric, stats_dir)
     lines += ["", *text]
-    k = scores.shape[1]
     order = list(summary["configuration"])
-    shown_configs = order if k <= MAX_ALL_PAIRS else order[:FIGURE_TOP] + ([BASELINE] if BASELINE in order[FIGURE_TOP:] else [])
-    if k >= 2 and len(scores) >= 2:
-        best = numbers["best"]
-        if k <= MAX_ALL_PAIRS:
-            pairs, family = None, f"all {k * (k - 1) // 2} pairs"
-        else:  # all k(k − 1)/2 pairs would be a family too large to read or to keep power in
-            pairs = [(best, c) for c in order if c != best]
-            pairs += [(c, BASELINE) for c in order if BASELINE in order and c not in (best, BASELINE)]
-            family = (f"each configuration against the best ({best}) and against {BASELINE}: {len(pairs)} pairs "
-                      f"(with k = {k}, all {k * (k - 1) // 2} pairs are in the Conover matrix)")
-        pw = pairwise_wilcoxon(scores, "holm", pairs=pairs)
-        pw.to_csv(stats_dir / f"{metric}_pairwise.csv", index=False)
-        n_sig = int((pw["pvalue_adj"] < ALPHA).sum())
-        table = pw if len(pw) <= MAX_ROWS else pw.sort_values("pvalue_adj", ascending=False).head(MAX_ROWS)
-        cut = "" if len(pw) <= MAX_ROWS else (f" Shown: the {MAX_ROWS} pairs least separated (highest adjusted p); all "
-                                              f"{len(pw)} in `stats/{metric}_pairwise.csv`.")
-        lines += ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted over {family}: {n_sig} of {len(pw)} pairs "
-                      f"differ at α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the "
-                      f"matched-pairs rank-biserial r (> 0: a larger than b).{cut}", "",
-                  md_table(_pformat(table[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
-                                           "pvalue_adj", "effect_size"]])), ""]
-        numbers["pairwise"] = pw
-        post, matrices = posthoc(scores, pw, metric, stats_dir)
-        lines += post
-        if k >= 3:
-            ranks = summary.set_index("configuration")["mean_rank"].loc[shown_configs]
-            if pairs is None:
-                pmat, what = pvalue_matrix(pw), "Wilcoxon–Holm"
-            else:
-                pmat, what = matrices["conover"].loc[shown_configs, shown_configs], "Conover–Holm"
-            top = "" if k <= MAX_ALL_PAIRS else f" ({len(shown_configs)} of {k}: the best by mean rank)"
-            cd = nemenyi_cd(k, len(scores), ALPHA)
-            numbers["nemenyi_cd"] = cd
-            fig = cd_diagram(ranks, pmat, out / "figures" / f"cd_{metric}.png", ALPHA,
-                             f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate; "
-                             f"Nemenyi CD = {cd:.2f}")
-            lines += ["", f"Nemenyi critical difference (Demšar 2006): CD = {cd:.2f} mean ranks (k = {k}, n = "
-                          f"{len(scores)} images, α = {ALPHA}); two configurations whose mean ranks differ by less "
-                          f"are not separated by the Nemenyi test. The diagram's bars follow {what}.",
-                      "", f"![{metric} critical-difference diagram](figures/{fig.name})"]
+    shown_configs = figure_configurations(order)
+    if scores.shape[1] >= 2 and len(scores) >= 2:
+        lines += pairwise_section(scores, summary, metric, out, numbers, shown_configs)
     fig = boxplot(scores[shown_configs], metric, out / "figures" / f"box_{metric}.png", order=shown_configs,
                   reference=ref)
     lines += ["", f"![{metric} per configuration](figures/{fig.name})", ""]
@@ -209,6 +151,84 @@ def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[lis
     eff_lines, numbers["effects"] = effects_section(per_image, metric, out)
     lines += eff_lines
     return lines, numbers
+
+
+def summary_lines(summary: pd.DataFrame, ref: pd.Series, metric: str, dropped: int) -> list[str]:
+    """The metric's heading, its summary table (mean ± sd, median, mean rank) and the low-dose input's score."""
+    lines = [f"### {metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", ""]
+    shown = summary.assign(**{"mean ± sd": [f"{m:.4g} ± {s:.2g}" for m, s in zip(summary["mean"], summary["sd"])]})
+    lines += [md_table(shown[["configuration", "mean ± sd", "median", "mean_rank"]]), "",
+              f"Low-dose input: {ref.mean():.4g} ± {ref.std(ddof=1):.2g} (n = {len(ref)} images)."]
+    if dropped:
+        lines += [f"{dropped} images lacked a configuration and were left out of the tests."]
+    return lines
+
+
+def figure_configurations(order: list[str]) -> list[str]:
+    """The configurations (best first) in the box plot and CD diagram: all, or in a large study the FIGURE_TOP best
+    and the pixel-only baseline."""
+    if len(order) <= MAX_ALL_PAIRS:
+        return order
+    return order[:FIGURE_TOP] + ([BASELINE] if BASELINE in order[FIGURE_TOP:] else [])
+
+
+def pairwise_family(order: list[str], best: str) -> tuple[list[tuple[str, str]] | None, str]:
+    """The pairs of the Wilcoxon–Holm family (None: all pairs) and how the report names the family."""
+    k = len(order)
+    if k <= MAX_ALL_PAIRS:
+        return None, f"all {k * (k - 1) // 2} pairs"
+    # all k(k − 1)/2 pairs would be a family too large to read or to keep power in
+    pairs = [(best, c) for c in order if c != best]
+    pairs += [(c, BASELINE) for c in order if BASELINE in order and c not in (best, BASELINE)]
+    return pairs, (f"each configuration against the best ({best}) and against {BASELINE}: {len(pairs)} pairs "
+                   f"(with k = {k}, all {k * (k - 1) // 2} pairs are in the Conover matrix)")
+
+
+def pairwise_section(scores: pd.DataFrame, summary: pd.DataFrame, metric: str, out: Path, numbers: dict,
+                     shown_configs: list[str]) -> list[str]:
+    """Pairwise Wilcoxon–Holm table, post-hoc tests and the critical-difference diagram; adds `pairwise` and
+    `nemenyi_cd` to `numbers`."""
+    stats_dir = out / "stats"
+    pairs, family = pairwise_family(list(summary["configuration"]), numbers["best"])
+    pw = pairwise_wilcoxon(scores, "holm", pairs=pairs)
+    pw.to_csv(stats_dir / f"{metric}_pairwise.csv", index=False)
+    n_sig = int((pw["pvalue_adj"] < ALPHA).sum())
+    table = pw if len(pw) <= MAX_ROWS else pw.sort_values("pvalue_adj", ascending=False).head(MAX_ROWS)
+    cut = "" if len(pw) <= MAX_ROWS else (f" Shown: the {MAX_ROWS} pairs least separated (highest adjusted p); all "
+                                          f"{len(pw)} in `stats/{metric}_pairwise.csv`.")
+    lines = ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted over {family}: {n_sig} of {len(pw)} pairs "
+                 f"differ at α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the "
+                 f"matched-pairs rank-biserial r (> 0: a larger than b).{cut}", "",
+             md_table(pformat(table[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
+                                     "pvalue_adj", "effect_size"]])), ""]
+    numbers["pairwise"] = pw
+    post, matrices = posthoc(scores, pw, metric, stats_dir)
+    lines += post
+    if scores.shape[1] >= 3:
+        if pairs is None:
+            pmat, what = pvalue_matrix(pw), "Wilcoxon–Holm"
+        else:
+            pmat, what = matrices["conover"].loc[shown_configs, shown_configs], "Conover–Holm"
+        ranks = summary.set_index("configuration")["mean_rank"].loc[shown_configs]
+        lines += cd_lines(ranks, pmat, what, scores.shape, metric, out, numbers)
+    return lines
+
+
+def cd_lines(ranks: pd.Series, pmat: pd.DataFrame, what: str, shape: tuple[int, int], metric: str, out: Path,
+             numbers: dict) -> list[str]:
+    """The Nemenyi critical difference and the critical-difference diagram (bars from `pmat`, named `what`) of the
+    configurations in `ranks`; adds `nemenyi_cd` to `numbers`."""
+    n, k = shape
+    top = "" if k <= MAX_ALL_PAIRS else f" ({len(ranks)} of {k}: the best by mean rank)"
+    cd = nemenyi_cd(k, n, ALPHA)
+    numbers["nemenyi_cd"] = cd
+    fig = cd_diagram(ranks, pmat, out / "figures" / f"cd_{metric}.png", ALPHA,
+                     f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate; "
+                     f"Nemenyi CD = {cd:.2f}")
+    return ["", f"Nemenyi critical difference (Demšar 2006): CD = {cd:.2f} mean ranks (k = {k}, n = "
+                f"{n} images, α = {ALPHA}); two configurations whose mean ranks differ by less "
+                f"are not separated by the Nemenyi test. The diagram's bars follow {what}.",
+            "", f"![{metric} critical-difference diagram](figures/{fig.name})"]
 
 
 def power_section(per_image: pd.DataFrame, metric: str, stats_dir: Path, effect: float | None = None) -> list[str]:

@@ -20,11 +20,11 @@ from synthetic_results import grid_folder
 
 def data_prep(n_slices: int, root: Path) -> float:
     from study.spec import DataSpec
-    from study.data.cache import prepare
+    from study.data.cache import build_cache
 
     spec = DataSpec(source="phantom", size=128, n_train=n_slices - 8, n_val=4, n_test=4, real_slices=False)
     t = time.perf_counter()
-    prepare(spec, root / f"data-{n_slices}")
+    build_cache(spec, root / f"data-{n_slices}")
     return time.perf_counter() - t
 
 

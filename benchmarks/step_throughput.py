@@ -39,30 +39,30 @@ SPEC = {"name": "bench-steps", "backend": "local",
 
 def bare_loop(ts, steps: int) -> float:
     """patches/s of a minimal loop with the trial's model, loss and batches (no metrics, no checkpoint)."""
-    from study.spec import ModelSpec
     from study.losses.terms import perceptual_loss, pixel_loss
     from study.models import build_model
-    from study.trial.train import _load_encoder, unit_batch
+    from study.trial.batches import unit_batch
+    from study.trial.loop import load_encoder
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     data = Path(ts.data_path)
     ld, fd = np.load(data / "train_ld.npy", mmap_mode="r"), np.load(data / "train_fd.npy", mmap_mode="r")
-    model = build_model(ModelSpec(**ts.model))
-    enc = _load_encoder(ts, torch.device("cpu"))
+    model = build_model(ts.model)
+    enc = load_encoder(ts, torch.device("cpu"))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     rng = np.random.default_rng(0)
     tr = ts.training
     t = time.perf_counter()
     for _ in range(steps):
-        x, y = unit_batch(ld, fd, tr["batch_size"], tr["patch_size"], ts.hu_range, rng)
+        x, y = unit_batch(ld, fd, tr.batch_size, tr.patch_size, ts.hu_range, rng)
         out = model(x)
         loss = pixel_loss(out, y) + ts.lam * perceptual_loss(enc, out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     loss.item()
-    return steps * tr["batch_size"] / (time.perf_counter() - t)
+    return steps * tr.batch_size / (time.perf_counter() - t)
 
 
 def main() -> None:

@@ -19,11 +19,19 @@ from study.trial.train import is_epoch_metric
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
+def mark_node() -> None:
+    """Name this worker's Ray node in the trial's events.log lines (which node each attempt ran on)."""
+    import ray
+
+    os.environ["STUDY_NODE"] = ray.get_runtime_context().get_node_id()
+
+
 def _trainable(config, specs, retries=0):
     from ray import tune
 
     from study.trial.execute import execute
 
+    mark_node()
     spec = specs[config["run_key"]]
     record = execute(spec, on_epoch=lambda epoch, m: tune.report({**m, "epoch": epoch}), retries=retries)
     tune.report({"epoch": -1, "trial_status_finished": float(record["status"] == "finished")})

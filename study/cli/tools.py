@@ -24,12 +24,10 @@ def simulate(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="processes (default: all cores)"),
 ):
     """Simulate low-dose pairs from full-dose CT (projection-domain Poisson + electronic noise, FBP)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from study.data.simulate_folder import simulate_folder
+    from study.progress import progress_bar
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as prog:
+    with progress_bar(console) as prog:
         task = prog.add_task(f"simulating dose {dose:g}", total=None)
         m = simulate_folder(source, output, dose_fraction=dose, photons=photons, electronic_noise=electronic_noise,
                             seed=seed, n_angles=angles, workers=workers, progress=lambda d, n: prog.update(task, completed=d, total=n))
@@ -56,7 +54,7 @@ def pretrain(
     """Pretrain a VGG-19 encoder (e.g. the "medical" one) and write a weights file with its id and provenance."""
     import os
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from study.progress import progress_bar
 
     from study.encoders.vgg import INPUT_MODES, save_weights
     from study.encoders.pretrain import folder_images, natural_images
@@ -74,14 +72,12 @@ def pretrain(
     else:
         images, labels, classes, digest = folder_images(Path(dataset), labelled=method == "supervised")
     history: list = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as prog:
+    with progress_bar(console) as prog:
         task = prog.add_task(f"pretraining ({method}, {len(images)} images)", total=steps)
         sd, meta = run_pretrain(images, method=method, labels=labels if method == "supervised" else None,
                                 n_classes=max(2, len(classes)), steps=steps, batch_size=batch_size, lr=lr, patch=patch,
                                 seed=seed, input_mode=input_mode, progress=lambda d, n: prog.update(task, completed=d),
                                 on_step=lambda step, loss, acc: history.append((step, loss, acc)))
-    meta.pop("_head", None)
     meta.update({"source": method, "dataset": str(dataset), "dataset_sha256": digest, "n_images": len(images),
                  "class_names": classes})
     wid = save_weights(sd, meta, output)

@@ -114,7 +114,7 @@ def geometry(spec: DataSpec) -> str:
     return f"{spec.source}: vendor low/full-dose reconstructions (no simulation)"
 
 
-def prepare(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Prepared:
+def build_cache(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Prepared:
     """Make (or reuse) the study's paired low/full-dose slices, once per study. Deterministic by `spec.seed`.
 
     Written to a temporary folder and renamed into place: a failure (bad DICOM, missing patient) leaves nothing.

@@ -33,7 +33,25 @@ def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
     u = lambda a, b: rng.uniform(a, b)  # noqa: E731
     yy, xx = np.mgrid[0:1:size * 1j, 0:1:size * 1j]
     img = np.full((size, size), -1000.0)
+    (cy, cx, ry, rx), body, cavity = _body(img, yy, xx, u)
+    liver_hu = _organs(img, yy, xx, cy, cx, cavity, u, rng)
+    _vessels_and_spine(img, yy, xx, cy, cx, u)
+    labels = _lesions(img, yy, xx, cy, cx, liver_hu, u, rng)
+    # smooth texture inside the body
+    tex = gaussian_filter(rng.standard_normal((size, size)), sigma=size / 64)
+    tex *= 12.0 / (tex.std() + 1e-12)
+    img = np.where(body, img + tex, img)
+    img = gaussian_filter(img, sigma=0.6)  # finite resolution of a real scanner
+    img[~body] = -1000.0
+    if not geometry:
+        return img.astype(np.float32)
+    px = size - 1  # the unit square's coordinates → pixel indices
+    outline = {"cy": cy * px, "cx": cx * px, "ry": ry * px, "rx": rx * px}
+    return img.astype(np.float32), labels, outline
 
+
+def _body(img, yy, xx, u):
+    """Subcutaneous fat, muscle wall and visceral fat; returns the outline (cy, cx, ry, rx), body and cavity masks."""
     cy, cx = 0.5 + u(-0.02, 0.02), 0.5 + u(-0.02, 0.02)
     ry, rx = u(0.30, 0.36), u(0.40, 0.45)
     body = _ellipse(yy, xx, cy, cx, ry, rx)
@@ -43,7 +61,11 @@ def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
     img[inner] = u(35, 55)  # muscle wall
     cavity = _ellipse(yy, xx, cy, cx, ry - fat - 0.03, rx - fat - 0.03)
     img[cavity] = u(-100, -60)  # visceral fat
+    return (cy, cx, ry, rx), body, cavity
 
+
+def _organs(img, yy, xx, cy, cx, cavity, u, rng) -> float:
+    """Liver, spleen, kidneys, bowel wall and gas pockets inside the cavity; returns the liver's HU."""
     organs = [
         # (cy, cx, ry, rx, HU) relative to body centre
         (-0.02, -0.17, 0.17, 0.15, u(55, 70)),  # liver (image left = patient right)
@@ -56,11 +78,13 @@ def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
         m = _ellipse(yy, xx, cy + oy + u(-0.01, 0.01), cx + ox + u(-0.01, 0.01),
                      oy_r * u(0.85, 1.15), ox_r * u(0.85, 1.15), u(-0.4, 0.4)) & cavity
         img[m] = hu
-    # bowel gas pockets
-    for _ in range(rng.integers(1, 4)):
+    for _ in range(rng.integers(1, 4)):  # bowel gas pockets
         m = _ellipse(yy, xx, cy + u(-0.1, 0.05), cx + u(-0.05, 0.15), u(0.01, 0.03), u(0.01, 0.04)) & cavity
         img[m] = u(-950, -800)
-    # vessels
+    return organs[0][4]
+
+
+def _vessels_and_spine(img, yy, xx, cy, cx, u) -> None:
     img[_ellipse(yy, xx, cy + 0.10, cx + 0.03, 0.022, 0.022)] = u(150, 220)  # aorta
     img[_ellipse(yy, xx, cy + 0.09, cx - 0.04, 0.025, 0.02)] = u(110, 160)  # vena cava
     # vertebra: cortical shell, cancellous core, spinous process
@@ -68,8 +92,10 @@ def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
     img[_ellipse(yy, xx, vy, vx, 0.055, 0.06)] = u(600, 900)
     img[_ellipse(yy, xx, vy, vx, 0.042, 0.047)] = u(180, 280)
     img[_ellipse(yy, xx, vy + 0.08, vx, 0.03, 0.012)] = u(500, 800)
-    # low-contrast lesions in the liver
-    liver_hu = organs[0][4]
+
+
+def _lesions(img, yy, xx, cy, cx, liver_hu: float, u, rng) -> np.ndarray:
+    """1–3 low-contrast lesions in the liver; returns the label map (LIVER, FIRST_LESION + k)."""
     labels = np.where(img == liver_hu, LIVER, 0).astype(np.uint8)
     for k in range(rng.integers(1, 4)):
         r = u(0.012, 0.03)
@@ -77,14 +103,4 @@ def phantom_slice(seed: int, size: int = 128, geometry: bool = False):
         m &= np.abs(img - liver_hu) < 1
         img[m] = liver_hu + rng.choice([-1, 1]) * u(10, 30)
         labels[m] = FIRST_LESION + k
-    # smooth texture inside the body
-    tex = gaussian_filter(rng.standard_normal((size, size)), sigma=size / 64)
-    tex *= 12.0 / (tex.std() + 1e-12)
-    img = np.where(body, img + tex, img)
-    img = gaussian_filter(img, sigma=0.6)  # finite resolution of a real scanner
-    img[~body] = -1000.0
-    if not geometry:
-        return img.astype(np.float32)
-    px = size - 1  # the unit square's coordinates → pixel indices
-    outline = {"cy": cy * px, "cx": cx * px, "ry": ry * px, "rx": rx * px}
-    return img.astype(np.float32), labels, outline
+    return labels

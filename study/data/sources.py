@@ -245,29 +245,30 @@ def dicom_simulated(spec: DataSpec):
 SOURCES = {"phantom": phantom, "mayo": mayo, "tcia": tcia, "dicom-simulated": dicom_simulated}
 
 
+def _fingerprint(bases: list[Path]) -> str:
+    """Cheap identity of files: the relative path (a file's own name), size and mtime of each, in order."""
+    h = hashlib.sha256()
+    for base in bases:
+        items = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for p in items:
+            st = os.stat(p)
+            h.update(f"{p.relative_to(base) if p != base else p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def folder_fingerprint(root: Path) -> str:
     """Cheap identity of a folder's files: relative path, size and mtime of each."""
-    h = hashlib.sha256()
-    for p in sorted(q for q in Path(root).rglob("*") if q.is_file()):
-        st = os.stat(p)
-        h.update(f"{p.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return _fingerprint([Path(root)])
 
 
 def input_fingerprint(spec: DataSpec) -> str:
     """Cheap identity of the input files (relative path, size, mtime) so that changed data get a new data id."""
     if spec.source == "phantom":
         return ""
-    h = hashlib.sha256()
     paths = [Path(spec.root)] + ([Path(spec.manifest)] if spec.manifest else [])
     if not all(p.exists() for p in paths):
         return "unavailable"  # only in a dry run (the spec check makes real runs fail earlier)
-    for base in paths:
-        items = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for p in items:
-            st = os.stat(p)
-            h.update(f"{p.relative_to(base) if p != base else p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return _fingerprint(paths)
 
 
 def count(spec: DataSpec) -> int | None:

@@ -7,17 +7,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from study.spec import ModelSpec, StudySpec
+from study.spec import StudySpec
 from study.losses.influence import calibrate
-from study.encoders.layers import layer_end
 from study.losses.terms import pixel_loss
-from study.trial.train import init_output, unit_batch
+from study.trial.batches import init_output, unit_batch
 
 DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
 
 
 def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> pd.DataFrame:
-    from study.encoders.vgg import FeatureExtractor, load_state_dict, resolve_input_mode, vgg19_features
+    from study.encoders.vgg import feature_extractor, resolve_input_mode
     from study.models import build_model
 
     tr, hu = spec.training, (spec.data.hu_min, spec.data.hu_max)
@@ -29,7 +28,7 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
     def batch(generator):
         return unit_batch(train_ld, train_fd, tr.batch_size, tr.patch_size, hu, generator)
 
-    model = build_model(ModelSpec(**spec.model.model_dump()))
+    model = build_model(spec.model)
     init_output(model, train_fd, hu)
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
     for _ in range(tr.calibration_steps):
@@ -43,12 +42,9 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
     batches = [batch(cal_rng) for _ in range(tr.calibration_batches)]
     rows = []
     for name, (path, _wid) in encoders.items():
-        sd, _ = load_state_dict(str(path))
         mode = resolve_input_mode(spec.encoder(name).input, spec.encoder(name).source)
         for level in spec.factors.feature_level:
-            feats = vgg19_features()
-            feats.load_state_dict(sd)
-            enc = FeatureExtractor(feats[: layer_end(level)], mode)
+            enc = feature_extractor(level, str(path), input_mode=mode)  # the same frozen encoder a trial builds
             for psi in targets:
                 c = calibrate(model, enc, batches, psi)
                 rows.append({"feature_level": level, "pretraining": name, "psi_target": psi, "lam": c["lam"],

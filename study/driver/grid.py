@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from study.spec import StudySpec
@@ -89,6 +89,24 @@ def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str,
     return cfg
 
 
+def keyed(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> Trial:
+    """`t` with its canonical config and the run key hashed from it (the one naming rule of every trial)."""
+    cfg = trial_config(spec, t, data_id, encoder_ids)
+    return replace(t, run_key=short_hash(cfg), config=cfg)
+
+
+def refinement_trial(spec: StudySpec, feature_level: str, pretraining: str, seed: int, data_id: str,
+                     encoder_ids: dict[str, str], *, psi_target: Optional[float] = None,
+                     lam: Optional[float] = None) -> Trial:
+    """The trial of one point the Optuna refinement samples (a Ψ target, or a λ): keyed like the grid's, so a point
+    that is also in the grid is the grid's trial (same run key, same folder) and is not trained twice."""
+    if (psi_target is None) == (lam is None):
+        raise ValueError("a refinement point has either a Ψ target or a λ")
+    psi = None if psi_target is None else float(psi_target)
+    lam = None if lam is None else float(lam)
+    return keyed(spec, Trial(feature_level, pretraining, lam, int(seed), psi), data_id, encoder_ids)
+
+
 def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[Trial]:
     """All trials of the study, baselines first, each with its run key. No duplicates."""
     f = spec.factors
@@ -108,9 +126,7 @@ def expand(spec: StudySpec, data_id: str, encoder_ids: dict[str, str]) -> list[T
                         key = (loss, level, pre, lam, psi, int(seed))
                         if key in seen:
                             continue
-                        t = Trial(level, pre, lam, int(seed), psi, loss)
-                        cfg = trial_config(spec, t, data_id, encoder_ids)
-                        seen[key] = Trial(level, pre, lam, int(seed), psi, loss, run_key=short_hash(cfg), config=cfg)
+                        seen[key] = keyed(spec, Trial(level, pre, lam, int(seed), psi, loss), data_id, encoder_ids)
     order = {name: i for i, name in enumerate(f.loss)}
     return sorted(seen.values(), key=lambda t: (order.get(t.loss, -1), not t.is_baseline, t.feature_level,
                                                 t.pretraining, t.psi_target is not None, t.lam or 0.0,

@@ -15,8 +15,8 @@ from study.data.cache import data_id as make_data_id
 from study.driver.grid import Trial, expand
 from study.encoders.cache import encoder_key
 from study.spec import StudySpec
-from study.store.results import trial_dir, trial_state
-from study.trial.train import TrialSpec
+from study.store.results import STATES, trial_dir, trial_state
+from study.trial.spec import TrialSpec
 
 
 @dataclass
@@ -66,7 +66,7 @@ def print_table(p: Plan, console: Console) -> None:
         t = p.trials[i]
         table.add_row(str(i), escape(t.configuration), str(t.seed), t.run_key, states[t.run_key])
     console.print(table)
-    counts = {s: list(states.values()).count(s) for s in ("finished", "running", "failed", "pending")}
+    counts = {s: list(states.values()).count(s) for s in STATES}
     console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
                   f"{len(p.spec.factors.seed)} seeds): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -81,15 +81,15 @@ def trial_spec(p: Plan, t: Trial, data, encoders: dict) -> TrialSpec:
     enc_path, enc_sha = encoders.get(t.pretraining, (None, None))
     return TrialSpec(
             run_key=t.run_key, study=s.name, configuration=t.configuration, feature_level=t.feature_level,
-            pretraining=t.pretraining, lam=t.lam, psi_target=t.psi_target, seed=t.seed, model=s.model.model_dump(),
-            training=s.training.model_dump(), data_path=str(data.path.resolve()), data_id=p.data_id,
-            data_sha256=data.sha256, window=s.window.model_dump(), hu_range=(s.data.hu_min, s.data.hu_max),
+            pretraining=t.pretraining, lam=t.lam, psi_target=t.psi_target, seed=t.seed, model=s.model,
+            training=s.training, data_path=str(data.path.resolve()), data_id=p.data_id,
+            data_sha256=data.sha256, window=s.window, hu_range=(s.data.hu_min, s.data.hu_max),
             out_dir=str(trial_dir(p.out, t.run_key).resolve()),
             encoder_path=str(Path(enc_path).resolve()) if enc_path else None,
             encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
             encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
             example_images=s.tracking.example_images, gpu_fraction=s.resources.gpu, loss=t.loss,
-            loss_spec=s.loss(t.loss).model_dump() if t.loss is not None else None, metrics=list(s.metrics))
+            loss_spec=s.loss(t.loss) if t.loss is not None else None, metrics=list(s.metrics))
 
 
 def _input_mode(spec: StudySpec, pretraining: str) -> str:

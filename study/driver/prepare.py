@@ -7,20 +7,17 @@ from typing import Optional
 
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from study.driver.plan import Plan
+from study.progress import complete, progress_bar
 from study.store.results import ensure_study_id, write_json
 
-
-def progress_bar(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+__all__ = ["prepare", "progress_bar", "start_folder"]
 
 
 def prepare(p: Plan, console: Console):
     """Data and encoder weights, each made once per study (cached in the results folder)."""
-    from study.data.cache import prepare as prepare_data
+    from study.data.cache import build_cache
     from study.encoders.cache import materialise
 
     from study.store.locks import file_lock
@@ -28,8 +25,8 @@ def prepare(p: Plan, console: Console):
     # one preparer at a time per results folder (SLURM array tasks start together); the others then find the cache
     with file_lock(p.out / ".prepare.lock"), progress_bar(console) as prog:
         task = prog.add_task(f"data: {p.spec.data.source} pairs", total=None)
-        data = prepare_data(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
-        _complete(prog, task)
+        data = build_cache(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
+        complete(prog, task)
         encoders = {}
         for name, key in p.encoder_keys.items():
             enc = p.spec.encoder(name)
@@ -39,7 +36,7 @@ def prepare(p: Plan, console: Console):
                 images = _study_ct_images(data, p.spec.data)
             encoders[name] = materialise(name, enc, key, p.out / "encoders", images,
                                          progress=lambda d, n, t=task: prog.update(t, completed=d, total=n))
-            _complete(prog, task)
+            complete(prog, task)
     return data, encoders
 
 
@@ -56,11 +53,6 @@ def _study_ct_images(data, spec_data) -> list:
         images += [np.clip(hu_to_unit(np.asarray(x), spec_data.hu_min, spec_data.hu_max), 0, 1)
                    for x in data.load("real")[1]]
     return images
-
-
-def _complete(prog: Progress, task) -> None:
-    total = prog.tasks[task].total or 1
-    prog.update(task, total=total, completed=total)
 
 
 def start_folder(p: Plan, spec_text: Optional[str] = None) -> None:

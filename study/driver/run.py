@@ -75,7 +75,8 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     if spec.search and run_trials:
         from study.driver.refine import refine
 
-        table = refine(p, data, encoders)
+        with progress_bar(console) as prog:
+            table = refine(p, data, encoders, _Live(p, [], tracker, prog, console, label="refinement"))
         console.print(f"refinement: {len(table)} Optuna trials in {p.out / 'search.parquet'}")
     names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
     if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
@@ -107,10 +108,11 @@ class _Live:
     """The driver's view of running trials: the progress line and the MLflow runs, fed by the backend's events.
     Counts are sets of run keys, so a trial that the backend starts again (a retry) is counted once."""
 
-    def __init__(self, p: Plan, todo: list[TrialSpec], tracker, prog: Progress, console: Console):
+    def __init__(self, p: Plan, todo: list[TrialSpec], tracker, prog: Progress, console: Console,
+                 label: str = "trials"):
         self.p, self.by_key, self.tracker, self.prog, self.console = p, {s.run_key: s for s in todo}, tracker, prog, console
         self.names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
-        self.task = prog.add_task("trials", total=len(todo))
+        self.label, self.task = label, prog.add_task(label, total=len(todo))
         self.running, self.done, self.failed = set(), set(), set()
         self.describe()
 
@@ -121,8 +123,14 @@ class _Live:
 
     def describe(self) -> None:
         self.prog.update(self.task, completed=len(self.done | self.failed),
-                         description=f"trials: {len(self.done)} done · {len(self.running)} running · "
+                         description=f"{self.label}: {len(self.done)} done · {len(self.running)} running · "
                                      f"{len(self.failed)} failed")
+
+    def add(self, spec: TrialSpec, name: str) -> None:
+        """A trial known only once it is sampled (the Optuna refinement): its spec (MLflow params) and run name."""
+        self.by_key[spec.run_key] = spec
+        self.names.setdefault(spec.run_key, name)
+        self.prog.update(self.task, total=len(self.by_key))
 
     def on_start(self, key: str) -> None:
         self.running.add(key)
@@ -147,11 +155,9 @@ class _Live:
 
 
 def _params(spec: TrialSpec) -> dict:
-    from dataclasses import asdict
-
     from study.store.provenance import git_commit, package_versions
 
-    d = asdict(spec)
+    d = spec.to_dict()
     for k in ("out_dir", "data_path"):
         d.pop(k)
     return {**d, "git_commit": git_commit(), "versions": package_versions()}

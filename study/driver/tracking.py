@@ -80,11 +80,32 @@ def _relocate_artifacts(uri: str, experiment_id: str, old: str, new: str) -> Non
         pass
 
 
+def _experiment(client, uri: str, name: str, location: str | None):
+    """The experiment `name`, created (with its artifacts at `location`) if missing; the first call on a fresh sqlite
+    store creates its schema. An unreachable or broken store is a one-line StudyError."""
+    try:
+        exp = client.get_experiment_by_name(name)
+    except Exception as err:  # noqa: BLE001
+        raise StudyError(f"tracking.uri {uri!r}: cannot open the MLflow store ({type(err).__name__}: {err})") from None
+    if exp is None:
+        client.create_experiment(name, artifact_location=location)
+        exp = client.get_experiment_by_name(name)
+    return exp
+
+
+def _log_params(client, run_id: str, params: dict) -> None:
+    """Nested params, flattened, in batches of 100 (MLflow's limit per call)."""
+    from mlflow.entities import Param
+
+    flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
+    for i in range(0, len(flat), 100):
+        client.log_batch(run_id, params=flat[i:i + 100])
+
+
 class Tracker:
     """Driver-side MLflow logger for a study."""
 
     def __init__(self, uri: str, experiment: str, study_name: str, results_dir: Path, params: dict):
-        import mlflow  # noqa: F401 - imported here so the rest of `study` works without touching MLflow
         from mlflow.tracking import MlflowClient
 
         self.results_dir = str(Path(results_dir).resolve())
@@ -94,19 +115,12 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
         self.uri = uri
         self._legacy = False  # runs found by the folder's path (logged before studies had an identity)
-        try:
-            exp = self.client.get_experiment_by_name(experiment)  # creates the sqlite schema on first use
-        except Exception as err:  # noqa: BLE001
-            raise StudyError(f"tracking.uri {uri!r}: cannot open the MLflow store ({type(err).__name__}: {err})") from None
-        own_store = uri == default_uri(Path(results_dir))
         location = (Path(self.results_dir) / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        if exp is None:
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
-            self.experiment_id = exp.experiment_id
-            old = exp.artifact_location
-            if own_store and old != location and old.endswith("/mlartifacts"):  # the folder was moved or copied
-                _relocate_artifacts(uri, exp.experiment_id, old, location)
+        exp = _experiment(self.client, uri, experiment, location)
+        self.experiment_id = exp.experiment_id
+        old = exp.artifact_location
+        if uri == default_uri(Path(results_dir)) and old != location and old.endswith("/mlartifacts"):
+            _relocate_artifacts(uri, exp.experiment_id, old, location)  # the folder was moved or copied
         self.parent_id = self._parent(study_name, params)
         self._runs: dict[str, str] = {}
         self._logged: dict[str, set[int]] = {}  # epochs already in each child run (a resumed trial may repeat one)
@@ -135,11 +149,7 @@ class Tracker:
         return run.info.run_id
 
     def _log_params(self, run_id: str, params: dict) -> None:
-        from mlflow.entities import Param
-
-        flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
-        for i in range(0, len(flat), 100):
-            self.client.log_batch(run_id, params=flat[i:i + 100])
+        _log_params(self.client, run_id, params)
 
     def trial_run(self, run_key: str, name: str = "", params: dict | None = None, start: bool = False) -> str:
         """The child run for `run_key`: found by tag, or created once. `start`: the trial is starting (again), so a
@@ -248,24 +258,18 @@ def _is_number(v) -> bool:
 def log_pretraining(uri: str, experiment: str, params: dict, history: list[tuple[int, float, float]],
                     meta: dict, weights: Path) -> str:
     """One MLflow run for a `study pretrain`: params, loss/accuracy per step, provenance, the weights file."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        location = (Path(weights).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        exp_id = client.create_experiment(experiment, artifact_location=location)
-    else:
-        exp_id = exp.experiment_id
+    location = (Path(weights).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+    exp_id = _experiment(client, uri, experiment, location).experiment_id
     run = client.create_run(exp_id, run_name=Path(weights).stem, tags={"study.role": "pretrain"})
     rid = run.info.run_id
-    flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
     now = int(time.time() * 1000)
     metrics = [Metric(name, float(v), now, step) for step, loss, acc in history for name, v in (("loss", loss), ("accuracy", acc))]
     metrics += [Metric(k, float(v), now, 0) for k, v in meta.items() if _is_number(v)]
-    for i in range(0, len(flat), 100):
-        client.log_batch(rid, params=flat[i:i + 100])
+    _log_params(client, rid, params)
     for i in range(0, len(metrics), 1000):
         client.log_batch(rid, metrics=metrics[i:i + 1000])
     client.set_tag(rid, "weights_id", str(meta.get("weights_id", "")))

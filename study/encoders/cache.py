@@ -63,19 +63,14 @@ def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) 
 
 def pretraining_images(enc: EncoderSpec, study_ct=None) -> tuple[list, list | None, int, str]:
     """(images in [0, 1], labels or None, number of classes, dataset sha256) for a study-made encoder."""
-    import hashlib
-
-    from study.encoders.pretrain import folder_images, natural_images
+    from study.encoders.pretrain import folder_images, images_sha256, natural_images
 
     if enc.dataset == "natural":
         images, digest = natural_images()
         return images, None, 4, digest
     if enc.dataset == "study-ct":
-        images = [im for im in study_ct]
-        h = hashlib.sha256()
-        for im in images:
-            h.update(im.tobytes())
-        return images, None, 4, h.hexdigest()
+        images = list(study_ct)
+        return images, None, 4, images_sha256(images)
     images, labels, classes, digest = folder_images(Path(enc.dataset), labelled=enc.source == "supervised")
     return images, (labels if enc.source == "supervised" else None), max(2, len(classes)), digest
 
@@ -105,7 +100,6 @@ def materialise(name: str, enc: EncoderSpec, key: str, cache_dir: Path, study_ct
             sd, meta = pretrain(images, method=enc.source, labels=labels, n_classes=n_classes, steps=enc.steps,
                                 batch_size=enc.batch_size, lr=enc.lr, patch=enc.patch, seed=enc.seed,
                                 input_mode=resolve_input_mode(enc.input, enc.source), progress=progress)
-            meta.pop("_head", None)
             meta.update({"source": enc.source, "dataset": enc.dataset, "dataset_sha256": digest,
                          "n_images": len(images)})
         meta["encoder_key"] = key

@@ -26,13 +26,8 @@ def _build() -> dict[str, int]:
 
 
 LAYER_END: dict[str, int] = _build()
-KERAS_CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYER_END if n.startswith("block") and "conv" in n)
 
 
 def layer_end(name: str) -> int:
     """Slice end in `vgg19().features` for a layer name; KeyError for an unknown name."""
     return LAYER_END[name]
-
-
-def is_pre_relu(name: str) -> bool:
-    return name.startswith("conv")

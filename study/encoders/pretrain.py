@@ -102,11 +102,7 @@ def natural_images() -> tuple[list[np.ndarray], str]:
         pass
     if len(images) < 4:
         raise StudyError("natural pretraining: fewer than 4 bundled photographs could be loaded")
-    h = hashlib.sha256()
-    for n, im in zip(names, images):
-        h.update(n.encode())
-        h.update(im.tobytes())
-    return images, h.hexdigest()
+    return images, images_sha256(images, names)
 
 
 def _crops(images, labels, rng, batch: int, patch: int):
@@ -123,11 +119,13 @@ def _crops(images, labels, rng, batch: int, patch: int):
     return np.stack(out).astype(np.float32), np.asarray([labels[i] for i in idx])
 
 
-def pretrain(images: list[np.ndarray], *, method: str, labels: Optional[list[int]] = None, n_classes: int = 4,
-             steps: int, batch_size: int, lr: float, patch: int = 32, seed: int = 0, input_mode: str = "x255",
-             progress: Optional[Callable[[int, int], None]] = None,
-             on_step: Optional[Callable[[int, float, float], None]] = None) -> tuple[dict, dict]:
-    """Train VGG-19 features (+ a linear head that is dropped) and return (features state_dict, provenance)."""
+def train_classifier(images: list[np.ndarray], *, method: str, labels: Optional[list[int]] = None,
+                     n_classes: int = 4, steps: int, batch_size: int, lr: float, patch: int = 32, seed: int = 0,
+                     input_mode: str = "x255", progress: Optional[Callable[[int, int], None]] = None,
+                     on_step: Optional[Callable[[int, float, float], None]] = None) -> tuple[nn.Sequential, list, list]:
+    """VGG-19 features + pooling + a linear head, trained by cross-entropy on random crops (rotation classes for
+    rotnet, the labels for supervised). Returns the model (features at [0].features, head at [3]) and the loss and
+    accuracy per step."""
     if method not in ("rotnet", "supervised"):
         raise StudyError(f"unknown pretraining method {method!r}; use 'rotnet' or 'supervised'")
     torch.manual_seed(seed)
@@ -142,7 +140,6 @@ def pretrain(images: list[np.ndarray], *, method: str, labels: Optional[list[int
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     labels = labels if labels is not None else [0] * len(images)
     losses, accs = [], []
-    t0 = time.time()
     for step in range(steps):
         x, y = _crops(images, labels, rng, batch_size, patch)
         if method == "rotnet":
@@ -163,10 +160,29 @@ def pretrain(images: list[np.ndarray], *, method: str, labels: Optional[list[int
             on_step(step, losses[-1], accs[-1])
         if progress:
             progress(step + 1, steps)
+    return model, losses, accs
+
+
+def pretrain(images: list[np.ndarray], *, method: str, steps: int, batch_size: int, lr: float, patch: int = 32,
+             seed: int = 0, input_mode: str = "x255", **kw) -> tuple[dict, dict]:
+    """Train VGG-19 features (`train_classifier`; the head is dropped) and return (features state_dict, provenance)."""
+    t0 = time.time()
+    model, losses, accs = train_classifier(images, method=method, steps=steps, batch_size=batch_size, lr=lr,
+                                           patch=patch, seed=seed, input_mode=input_mode, **kw)
+    classes = model[3].out_features
     tail = max(1, steps // 5)
     meta = {"method": method, "steps": steps, "batch_size": batch_size, "lr": lr, "patch": patch, "seed": seed,
             "input_mode": input_mode, "classes": classes, "seconds": round(time.time() - t0, 2),
             "loss_first": float(np.mean(losses[:tail])), "loss_last": float(np.mean(losses[-tail:])),
             "accuracy_last": float(np.mean(accs[-tail:])), "chance_accuracy": 1.0 / classes}
-    head = {k: v.detach().clone() for k, v in model[3].state_dict().items()}
-    return feats.state_dict(), meta | {"_head": head}
+    return model[0].features.state_dict(), meta
+
+
+def images_sha256(images: list[np.ndarray], names: Optional[list[str]] = None) -> str:
+    """sha256 of a list of images (their bytes, each preceded by its name when given): a pretraining set's id."""
+    h = hashlib.sha256()
+    for i, im in enumerate(images):
+        if names is not None:
+            h.update(names[i].encode())
+        h.update(im.tobytes())
+    return h.hexdigest()

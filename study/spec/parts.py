@@ -43,6 +43,11 @@ class Window(_Strict):
     def high(self) -> float:
         return self.center + self.width / 2
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high): centre ∓ width/2, in HU."""
+        return self.low, self.high
+
 
 #: paper 1's patient split of the AAPM-Mayo 2016 data
 MAYO_SPLIT = {"train": ["L067", "L310", "L286", "L333", "L291", "L109", "L143"], "val": ["L192"], "test": ["L096", "L506"]}

@@ -10,9 +10,12 @@ from pathlib import Path
 
 
 def log_event(out: Path, event: str, **fields) -> None:
-    """Append one line to the trial's `events.log` (JSON lines): the audit trail of starts, retries and ends."""
-    line = json.dumps({"t": round(time.time(), 3), "event": event, "host": socket.gethostname(), "pid": os.getpid(),
-                       **fields})
+    """Append one line to the trial's `events.log` (JSON lines): the audit trail of starts, retries and ends, each
+    with its host, pid and (on Ray) node id."""
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    if os.environ.get("STUDY_NODE"):
+        where["node"] = os.environ["STUDY_NODE"]
+    line = json.dumps({"t": round(time.time(), 3), "event": event, **where, **fields})
     with open(out / "events.log", "a") as f:
         f.write(line + "\n")
 

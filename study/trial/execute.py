@@ -12,7 +12,6 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,16 +21,18 @@ from study.store.events import log_event, read_events
 from study.store.locks import file_lock, try_lock
 from study.store.provenance import git_commit, package_versions
 from study.store.results import read_record, write_json, write_parquet
-from study.trial.train import Diverged, TrialSpec, run_trial
+from study.trial.loop import Diverged
+from study.trial.spec import TrialSpec
+from study.trial.train import run_trial
 
 
-def _examples_png(examples: dict, window: dict, path: Path) -> None:
+def _examples_png(examples: dict, window, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lo, hi = window["center"] - window["width"] / 2, window["center"] + window["width"] / 2
+    lo, hi = window.bounds
     fig, axes = plt.subplots(len(examples), 3, figsize=(9, 3 * len(examples)), squeeze=False)
     for row, (image_id, imgs) in zip(axes, examples.items()):
         for ax, img, title in zip(row, imgs, ("low dose", "output", "full dose")):
@@ -82,7 +83,7 @@ def _base(spec: TrialSpec) -> dict:
     return {"run_key": spec.run_key, "configuration": spec.configuration, **spec.factors(),
             "data_id": spec.data_id, "data_sha256": spec.data_sha256,
             "encoder_id": spec.encoder_id, "encoder_sha256": spec.encoder_sha256, "git_commit": git_commit(),
-            "versions": package_versions(), "spec": asdict(spec)}
+            "versions": package_versions(), "spec": spec.to_dict()}
 
 
 def _close(out: Path, record: dict) -> dict:

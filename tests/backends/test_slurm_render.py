@@ -14,7 +14,7 @@ from study.spec import load_spec
 from study.errors import StudyError
 from study.driver.submit import submit_study, with_overrides
 
-from conftest import tiny_spec, write_spec
+from helpers import tiny_spec, write_spec
 
 
 def _spec(tmp_path, **slurm_fields):

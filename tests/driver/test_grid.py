@@ -5,7 +5,7 @@ from __future__ import annotations
 from study.spec import parse_spec
 from study.driver.grid import NONE, expand
 
-from conftest import tiny_spec
+from helpers import tiny_spec
 
 IDS = {"random": "r" * 16, "other": "o" * 16}
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import tiny_spec, write_spec
+from helpers import tiny_spec, write_spec
 
 BOMB = """name: bomb
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]

@@ -11,7 +11,7 @@ from analysis.effects import factor_effects
 from analysis.load import block_scores
 from analysis.report import write_report
 
-from synthetic import results_folder
+from helpers.synthetic import results_folder
 
 
 def interaction(level, pre, lam):

@@ -7,7 +7,7 @@ import pytest
 from study.spec import load_spec, parse_spec
 from study.errors import StudyError
 
-from conftest import REPO, tiny_spec, write_spec
+from helpers import REPO, tiny_spec, write_spec
 
 
 def test_smoke_spec_loads_with_its_factors():

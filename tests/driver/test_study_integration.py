@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from study.cli import app
 from study.spec import load_spec
 from study.driver.run import run_study
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,12 @@ def ray_study(tmp_path_factory, ray_session, vgg_weights_file):
 def test_the_study_ran_on_a_two_node_ray_cluster(ray_study, ray_session):
     alive = [n for n in ray_session.nodes() if n["Alive"]]
     assert len(alive) == 2 and ray_session.cluster_resources()["CPU"] == 2  # head + worker, `ray start` each
+    # where the trials ran: each trial's events.log names its Ray node and worker pid, never the driver's process
+    _, _, out = ray_study
+    starts = [json.loads(line) for log in (out / "trials").glob("*/events.log")
+              for line in log.read_text().splitlines() if json.loads(line)["event"] == "start"]
+    assert len(starts) == 6 and {e["node"] for e in starts} == {n["NodeID"] for n in alive}
+    assert os.getpid() not in {e["pid"] for e in starts}
 
 
 def test_results_folder_follows_the_contract(ray_study):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from study.spec import DataSpec
-from study.data.cache import data_id, prepare, sample_patches
+from study.data.cache import data_id, build_cache, sample_patches
 from study.data.phantoms import phantom_slice
 from study.data.simulate import low_dose
 
@@ -51,16 +51,16 @@ def test_noise_scales_as_one_over_sqrt_dose_and_mean_is_preserved():
 def test_prepare_caches_once_and_hashes(tmp_path):
     spec = DataSpec(size=32, n_train=2, n_val=1, n_test=2, n_angles=32, seed=1)
     calls = []
-    first = prepare(spec, tmp_path, progress=lambda done, total: calls.append(done))
+    first = build_cache(spec, tmp_path, progress=lambda done, total: calls.append(done))
     assert calls and first.data_id == data_id(spec)
     mtime = (first.path / "test_ld.npy").stat().st_mtime_ns
     calls.clear()
-    again = prepare(spec, tmp_path, progress=lambda done, total: calls.append(done))
+    again = build_cache(spec, tmp_path, progress=lambda done, total: calls.append(done))
     assert again.sha256 == first.sha256 and not calls  # cached: nothing regenerated
     assert (again.path / "test_ld.npy").stat().st_mtime_ns == mtime
     ld, fd = first.load("test")
     assert ld.shape == fd.shape == (2, 32, 32) and not np.array_equal(ld, fd)
-    other = prepare(spec.model_copy(update={"dose_fraction": 0.5}), tmp_path)
+    other = build_cache(spec.model_copy(update={"dose_fraction": 0.5}), tmp_path)
     assert other.data_id != first.data_id
 
 

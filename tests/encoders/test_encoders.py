@@ -7,7 +7,7 @@ import torch
 from torchvision.models import vgg19
 
 from study.encoders.vgg import (FeatureExtractor, feature_extractor, imagenet_file, load_state_dict, save_weights,
-                            weights_id)
+                                vgg19_features, weights_id)
 from study.errors import StudyError
 from study.encoders.layers import LAYER_END
 
@@ -85,6 +85,13 @@ def test_imagenet_loads_from_a_prestaged_torch_home(tmp_path, monkeypatch, vgg_w
     target.write_bytes(vgg_weights_file.read_bytes())
     enc = feature_extractor("block3_conv2", "imagenet")
     assert isinstance(enc, FeatureExtractor) and enc.input_mode == "imagenet"
+    # the staged file's tensors are the ones loaded (not torchvision's download, not random weights)
+    staged = {k.removeprefix("features."): v for k, v in torch.load(vgg_weights_file, weights_only=True).items()
+              if k.startswith("features.")}
+    loaded = enc.features.state_dict()
+    assert weights_id(loaded) == weights_id({k: staged[k] for k in loaded})
+    torch.manual_seed(0)
+    assert weights_id(loaded) != weights_id({k: v for k, v in vgg19_features().state_dict().items() if k in loaded})
 
 
 def test_bad_weights_files_are_user_errors(tmp_path):

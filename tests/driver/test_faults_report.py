@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import tiny_spec, write_spec
+from helpers import tiny_spec, write_spec
 from study.cli import app
 
 

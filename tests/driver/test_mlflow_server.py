@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from study.losses.influence import HoldPsi
 from study.losses import lam_for_influence, perceptual_influence
 from study.driver.run import run_study
 
-from conftest import tiny_spec, write_spec
+from helpers import tiny_spec, write_spec
 
 MAGNITUDES = [10.0**e for e in range(-8, 4)]
 

@@ -12,7 +12,7 @@ from study.cli import app
 from study.encoders.vgg import FeatureExtractor, feature_extractor, load_state_dict, vgg19_features
 from study.encoders.pretrain import natural_images, pretrain
 
-from conftest import mlflow_runs
+from helpers import mlflow_runs
 
 
 def _labelled_folder(root, n=12, size=40, seed=0):
@@ -50,13 +50,12 @@ def test_pretrained_features_separate_the_classes_better_than_random(tmp_path):
     """Cross-entropy training pulls the pooled features of the two classes apart along the head's direction, so
     the trained head + features classify held-out images; the same head on the untrained (random) features,
     which were never fitted to it, does not."""
-    from study.encoders.pretrain import folder_images
+    from study.encoders.pretrain import folder_images, train_classifier
 
     images, labels, _, _ = folder_images(_labelled_folder(tmp_path / "d", n=16, seed=1), labelled=True)
-    sd, meta = pretrain(images[::2], labels=labels[::2], n_classes=2, method="supervised", steps=30, batch_size=8,
-                        lr=1e-4, patch=32, input_mode="unit")
-    head = torch.nn.Linear(512, 2)
-    head.load_state_dict(meta["_head"])
+    trained, _, _ = train_classifier(images[::2], labels=labels[::2], n_classes=2, method="supervised", steps=30,
+                                     batch_size=8, lr=1e-4, patch=32, input_mode="unit")
+    sd, head = trained[0].features.state_dict(), trained[3]
 
     def accuracy(state_dict):
         feats = vgg19_features()

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import tiny_spec, write_spec
+from helpers import tiny_spec, write_spec
 from study.store.events import read_events
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import mlflow_runs, tiny_spec, write_spec
-from slurm_cluster import Slurm, available
+from helpers import mlflow_runs, tiny_spec, write_spec
+from helpers.slurm_cluster import Slurm, available
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"no SLURM here: {available()}")]
 

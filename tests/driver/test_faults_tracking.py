@@ -14,7 +14,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import mlflow_runs, tiny_spec, write_spec
 from study.cli import app
 
 pytestmark = pytest.mark.slow

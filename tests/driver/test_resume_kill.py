@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 EPOCHS = 3
@@ -133,7 +133,7 @@ def test_failed_trials_are_retried_up_to_the_configured_count_but_divergence_is_
     assert rec["status"] == "failed" and rec["attempts"] == 3
     assert [e["event"] for e in read_events(Path(ts.out_dir))] == ["start", "retry", "start", "retry", "start", "failed"]
 
-    diverging = ts.__class__(**{**ts.__dict__, "training": {**ts.training, "lr": 1e9},
+    diverging = ts.__class__(**{**ts.__dict__, "training": ts.training.model_copy(update={"lr": 1e9}),
                                 "out_dir": str(tmp_path / "div")})
     rec = execute(diverging, retries=2)
     assert rec["status"] == "failed" and "non-finite" in rec["error"] and rec["attempts"] == 1

@@ -12,7 +12,7 @@ from analysis.claims import Settings, study_claims
 from analysis.networks import network_means, seeds_needed
 from analysis.report import write_report
 
-from synthetic import results_folder, tables
+from helpers.synthetic import results_folder, tables
 
 FIRM = {"better", "worse", "depends"}
 FIVE = tuple(range(5))

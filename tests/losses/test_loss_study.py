@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import REPO, mlflow_runs, tiny_spec, write_spec
 from study.cli import app
 from study.spec import load_spec, parse_spec
 from study.errors import StudyError
 from study.driver.grid import expand
 
-REPO = Path(__file__).resolve().parents[1]
 ALL_METRICS = ["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
 WGAN = {"terms": {"mse": 1.0, "sobel": 0.5}, "perceptual": True, "adversarial": 1e-3,
         "critic": {"n_critic": 2, "width": 4}}
@@ -112,10 +110,10 @@ def test_phantom_geometry_and_ct_metrics():
 
 
 def test_prepared_phantoms_carry_labels_and_outlines(tmp_path):
-    from study.data.cache import prepare
+    from study.data.cache import build_cache
 
     spec = parse_spec(tiny_spec(tmp_path)).data
-    data = prepare(spec, tmp_path / "cache")
+    data = build_cache(spec, tmp_path / "cache")
     labels = np.load(data.path / "test_labels.npy")
     assert labels.shape == data.load("test")[1].shape and labels.dtype == np.uint8 and (labels >= 2).any()
     meta = data.meta("test")[0]
@@ -167,7 +165,7 @@ def test_adversarial_trial_resumes_exactly_from_its_checkpoint(wgan_trial, tmp_p
     from study.trial.train import run_trial
 
     whole = run_trial(replace(wgan_trial, out_dir=str(tmp_path / "a")))
-    short = replace(wgan_trial, out_dir=str(tmp_path / "b"), training={**wgan_trial.training, "epochs": 2})
+    short = replace(wgan_trial, out_dir=str(tmp_path / "b"), training=wgan_trial.training.model_copy(update={"epochs": 2}))
     run_trial(short)
     resumed = run_trial(replace(short, training=wgan_trial.training))
     assert resumed.summary["resumed_from"] == 2

@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import mlflow_runs, tiny_spec, write_spec
+from helpers import mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
 

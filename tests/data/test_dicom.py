@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 from study.cli import app
 from study.spec import DataSpec
 from study.data.dicom import pair_slices, read_series
-from study.data.cache import prepare
+from study.data.cache import build_cache
 from study.data.sources import real_slice_paths
 from study.errors import StudyError
 
-from dicom_factory import phantom_volume, write_mayo_tree, write_series, write_slice
+from helpers.dicom import phantom_volume, write_mayo_tree, write_series, write_slice
 
 
 @pytest.fixture(scope="module")
@@ -59,42 +59,61 @@ def _one_line(err) -> str:
     return msg
 
 
-def test_bad_files_are_named(tmp_path, volume):
-    cases = {}
-    d = tmp_path / "corrupt"
+def _corrupt(d, volume):
     write_series(d, volume)
     (d / "IMG0001.dcm").write_bytes(b"\x00" * 200 + b"garbage")
-    cases["corrupt"] = (d, "IMG0001.dcm")
-    d = tmp_path / "truncated"
+    return "IMG0001.dcm"
+
+
+def _truncated(d, volume):
     write_series(d, volume)
     data = (d / "IMG0002.dcm").read_bytes()
     (d / "IMG0002.dcm").write_bytes(data[: len(data) // 2])
-    cases["truncated"] = (d, "IMG0002.dcm")
-    d = tmp_path / "mr"
+    return "IMG0002.dcm"
+
+
+def _modality(d, volume):
     write_slice(d / "a.dcm", volume[0], modality="MR")
-    cases["modality"] = (d, "'MR'")
-    d = tmp_path / "nointercept"
+    return "'MR'"
+
+
+def _no_intercept(d, volume):
     write_slice(d / "a.dcm", volume[0], drop=("RescaleIntercept",))
-    cases["intercept"] = (d, "missing RescaleIntercept")
-    d = tmp_path / "mixed"
+    return "missing RescaleIntercept"
+
+
+def _mixed(d, volume):
     write_slice(d / "a.dcm", volume[0], z=0)
     write_slice(d / "b.dcm", volume[1], z=1)
-    cases["mixed"] = (d, "mixed series")
-    d = tmp_path / "spacing"
+    return "mixed series"
+
+
+def _spacing(d, volume):
     write_series(d, volume[:2], series_uid="1.2.3.4", shuffle=False)
     write_slice(d / "IMG0009.dcm", volume[2], series_uid="1.2.3.4", z=9, spacing=(0.8, 0.8))
-    cases["spacing"] = (d, "pixel spacing")
-    d = tmp_path / "shape"
+    return "pixel spacing"
+
+
+def _shape(d, volume):
     write_series(d, volume[:2], series_uid="1.2.3.5", shuffle=False)
     write_slice(d / "IMG0009.dcm", volume[2][:16], series_uid="1.2.3.5", z=9)
-    cases["shape"] = (d, "shape")
-    (tmp_path / "empty").mkdir()
-    cases["empty"] = (tmp_path / "empty", "empty folder")
-    for name, (folder, needle) in cases.items():
-        with pytest.raises(StudyError) as err:
-            read_series(folder)
-        msg = _one_line(err)
-        assert needle in msg and str(folder) in msg, (name, msg)
+    return "shape"
+
+
+def _empty(d, volume):
+    d.mkdir()
+    return "empty folder"
+
+
+@pytest.mark.parametrize("make", [_corrupt, _truncated, _modality, _no_intercept, _mixed, _spacing, _shape, _empty],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_bad_files_are_named(tmp_path, volume, make):
+    folder = tmp_path / "series"
+    needle = make(folder, volume)
+    with pytest.raises(StudyError) as err:
+        read_series(folder)
+    msg = _one_line(err)
+    assert needle in msg and str(folder) in msg, msg
 
 
 def test_pairing_by_position_and_missing_partner(tmp_path, volume):
@@ -120,7 +139,7 @@ def _mayo(root, **kw):
 
 
 def test_mayo_pairs_are_split_by_patient_and_blocks_merge_kernels(tmp_path, mayo_root):
-    data = prepare(_mayo(mayo_root), tmp_path)
+    data = build_cache(_mayo(mayo_root), tmp_path)
     m = data.manifest()
     assert m["splits"] == {"train": 6, "val": 6, "test": 6}  # 3 slices × 2 kernels per patient
     test_meta = data.meta("test")
@@ -135,7 +154,7 @@ def test_missing_patient_is_named_and_nothing_is_cached(tmp_path, mayo_root):
     spec = DataSpec(source="mayo", root=str(mayo_root), thickness=["1mm"],
                     splits={"train": ["L067"], "val": ["L192"], "test": ["L999"]})
     with pytest.raises(StudyError) as err:
-        prepare(spec, tmp_path / "cache")
+        build_cache(spec, tmp_path / "cache")
     assert "L999" in _one_line(err)
     assert not list((tmp_path / "cache").iterdir())  # no half-written data folder
 
@@ -145,16 +164,16 @@ def test_tcia_manifest_and_dicom_simulated(tmp_path, mayo_root):
     manifest.write_text("patient,split,full,low\n"
                         "L067,train,L067/full_1mm,L067/quarter_1mm\nL192,val,L192/full_1mm,L192/quarter_1mm\n"
                         "L096,test,L096/full_1mm_sharp,L096/quarter_1mm_sharp\n")
-    data = prepare(DataSpec(source="tcia", root=str(mayo_root), manifest=str(manifest)), tmp_path / "c1")
+    data = build_cache(DataSpec(source="tcia", root=str(mayo_root), manifest=str(manifest)), tmp_path / "c1")
     assert data.manifest()["splits"] == {"train": 3, "val": 3, "test": 3}
     bad = tmp_path / "bad.csv"
     bad.write_text("patient,split,full,low\nL067,train,L067/nowhere,L067/quarter_1mm\n")
     with pytest.raises(StudyError, match=r"bad\.csv: line 2: patient L067: folder .*nowhere not found"):
-        prepare(DataSpec(source="tcia", root=str(mayo_root), manifest=str(bad)), tmp_path / "c2")
+        build_cache(DataSpec(source="tcia", root=str(mayo_root), manifest=str(bad)), tmp_path / "c2")
     sim_root = tmp_path / "fulldose"
     for pid in ("A", "B", "C"):
         write_series(sim_root / pid, phantom_volume(2, 64, seed=ord(pid)), patient=pid, spacing=(0.9, 0.9))
-    sim = prepare(DataSpec(source="dicom-simulated", root=str(sim_root), dose_fraction=0.25,
+    sim = build_cache(DataSpec(source="dicom-simulated", root=str(sim_root), dose_fraction=0.25,
                            splits={"train": ["A"], "val": ["B"], "test": ["C"]}), tmp_path / "c3")
     ld, fd = sim.load("test")
     body = fd[0] > -500
@@ -200,7 +219,7 @@ def test_simulate_cli_writes_pairs_with_hashes(tmp_path):
 def test_a_study_on_a_mayo_tree_runs_end_to_end(tmp_path, mayo_root):
     import pandas as pd
 
-    from conftest import tiny_spec, write_spec
+    from helpers import tiny_spec, write_spec
 
     shutil.copytree(mayo_root, tmp_path / "mayo")
     raw = tiny_spec(tmp_path, name="mayo-study",

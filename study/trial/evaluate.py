@@ -1,0 +1,162 @@
+"""How a trial is measured: its report after every epoch (losses per term, λ, Ψ, validation on evenly spaced
+slices), the selected weights on full test slices (per image, output and low-dose input), the example images, and
+the trial's summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from study.data.ct import hu_to_unit, unit_to_hu
+from study.losses.influence import gradient_share
+from study.losses.terms import term_shares
+from study.metrics.registry import quality_metrics
+from study.trial.packing import packing_warning
+
+#: what a trial reports after every epoch (besides `epoch`)
+EPOCH_METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_grad", "val_psnr", "val_mse",
+                 "patches_per_s", "peak_mem_mb")
+EPOCH_PREFIXES = ("loss_", "wloss_", "share_", "val_", "critic_")  # per term / per validation metric
+
+
+def is_epoch_metric(name: str) -> bool:
+    """A key of a trial's per-epoch report (what goes to MLflow as a series), not one Ray Tune adds."""
+    return name in EPOCH_METRICS or name.startswith(EPOCH_PREFIXES)
+
+
+@torch.no_grad()
+def predict(model, slices_hu: np.ndarray, hu_range, device, chunk: int = 4) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(slices_hu), chunk):
+        x = torch.from_numpy(hu_to_unit(np.asarray(slices_hu[i:i + chunk], np.float32), *hu_range))[:, None].to(device)
+        out.append(unit_to_hu(model(x)[:, 0].float().cpu().numpy(), *hu_range))
+    return np.concatenate(out)
+
+
+def geometry(data: Path, name: str):
+    """Slice index → the phantom's label map, body outline and pixel size (what the CT-specific metrics need), or {}
+    where the data have none (DICOM sources, the real slices). The split's meta and label maps are opened once."""
+    meta_path, labels_path = data / f"{name}_meta.json", data / f"{name}_labels.npy"
+    if not (meta_path.is_file() and labels_path.is_file()):
+        return lambda i: {}
+    metas, labels = json.loads(meta_path.read_text()), np.load(labels_path, mmap_mode="r")
+    return lambda i: ({"labels": np.asarray(labels[i]), "body": metas[i]["body"], "pixel_mm": metas[i]["pixel_mm"]}
+                      if "body" in metas[i] else {})
+
+
+def mean(values) -> float:
+    """Mean of the finite values (a CT-specific metric is NaN or absent on slices without phantom geometry)."""
+    v = np.array([x for x in values if x is not None], np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
+
+
+def validate(model, splits, hu_range, device, window, names) -> dict:
+    """Validation metrics of this epoch (means over the validation slices; NaN-aware for the CT-specific ones)."""
+    low, high = window.bounds
+    pred = predict(model, splits.val_ld, hu_range, device)
+    names = ["psnr", *[n for n in names if n != "psnr"]]
+    rows = [quality_metrics(p, r, low, high, names, **g) for p, r, g in zip(pred, splits.val_fd, splits.val_geometry)]
+    out = {f"val_{n}": mean([r.get(n) for r in rows]) for n in names}
+    out["val_mse"] = float(np.mean((hu_to_unit(pred, *hu_range) - hu_to_unit(splits.val_fd, *hu_range)) ** 2))
+    return out
+
+
+def epoch_metrics(t, run, splits, raw: list, weighted: list, critic_sum, train_s: float) -> dict:
+    """What epoch `run.epoch` of trainer `t` reports: the losses (total, pixel, perceptual; every term unweighted,
+    weighted and as its share), λ, Ψ, validation metrics, throughput, critic, GPU memory and Ψ_g on the probe."""
+    spec, tr, k = t.spec, t.spec.training, t.n_pix
+    pix = sum(weighted[:k])
+    perc = raw[k] if t.encoder is not None else 0.0
+    w_perc = weighted[k] if t.encoder is not None else 0.0
+    val = validate(t.model, splits, tuple(spec.hu_range), t.device, spec.window, tr.val_metrics)
+    metrics = {"epoch": run.epoch, "train_loss": sum(weighted), "pixel_loss": pix, "perceptual_loss": perc,
+               "lam": run.lam, "psi": 0.0 if w_perc == 0 else w_perc / (pix + w_perc), **val,
+               "patches_per_s": tr.steps_per_epoch * tr.batch_size / train_s}
+    shares = term_shares(dict(zip(t.names, weighted)), dict.fromkeys(t.names, 1.0))
+    for n, u, w in zip(t.names, raw, weighted):  # every term unweighted, weighted and as its share of the total
+        metrics.update({f"loss_{n}": u, f"wloss_{n}": w, f"share_{n}": shares[n]})
+    if t.adv is not None:
+        metrics.update({"critic_loss": float(critic_sum) / tr.steps_per_epoch, "critic_steps": t.adv.steps})
+    if t.device.type == "cuda":
+        metrics["peak_mem_mb"] = torch.cuda.max_memory_allocated(t.device) / 2**20
+        if run.epoch == run.start and run.warning is None:
+            run.warning = _packing_warning(t)
+    if t.probe is not None:
+        t.model.train()
+        metrics["psi_grad"] = gradient_share(t.model, t.encoder, *t.probe, run.lam, t.pixel)
+    return metrics
+
+
+def _packing_warning(t):
+    """After the first epoch on a GPU: a warning where the trial's peak memory will not fit its share of the GPU."""
+    warning = packing_warning(torch.cuda.max_memory_allocated(t.device),
+                              torch.cuda.get_device_properties(t.device).total_memory, t.spec.gpu_fraction)
+    if warning:
+        print(f"trial {t.spec.run_key}: {warning}", flush=True)
+    return warning
+
+
+def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_examples: int, names):
+    """Per-image metrics of the output and of the low-dose input on one test set (full slices), and up to
+    `n_examples` example images: image_id → (low dose, output, full dose) in HU."""
+    low, high = window.bounds
+    ld, fd = np.load(data / f"{name}_ld.npy", mmap_mode="r"), np.load(data / f"{name}_fd.npy", mmap_mode="r")
+    meta_path = data / f"{name}_meta.json"
+    metas = json.loads(meta_path.read_text()) if meta_path.is_file() else [
+        {"image_id": f"{name}-{i:04d}", "patient": "", "block": f"{name}-{i:04d}"} for i in range(len(ld))]
+    rows, examples, geo = [], {}, geometry(data, name)
+    for start in range(0, len(ld), 16):  # bounded memory on large test sets
+        x, r = np.asarray(ld[start:start + 16]), np.asarray(fd[start:start + 16])
+        pred = predict(model, x, hu_range, device)
+        for k, (p, xi, ri) in enumerate(zip(pred, x, r)):
+            m, g = metas[start + k], geo(start + k)
+            row = {"image_id": m["image_id"], "patient": m["patient"], "block": m["block"], "test_set": name,
+                   **quality_metrics(p, ri, low, high, names, **g)}
+            row.update({f"input_{key}": v for key, v in quality_metrics(xi, ri, low, high, names, **g).items()})
+            rows.append(row)
+            if len(examples) < n_examples:
+                examples[m["image_id"]] = (xi, p, ri)
+    return rows, examples
+
+
+def measure_tests(model, spec, splits, device) -> tuple[list[dict], dict]:
+    """Every test set of the data (`test`, and `real` where there is one): per-image rows and example images (from
+    `test` only)."""
+    per_image, examples = [], {}
+    for name in splits.test_sets:
+        rows, ex = measure_test_set(model, Path(spec.data_path), name, tuple(spec.hu_range), device, spec.window,
+                            spec.example_images if name == "test" else 0, spec.metrics)
+        per_image += rows
+        examples.update(ex)
+    return per_image, examples
+
+
+def means_over_tests(per_image: list[dict], test_sets: list[str]) -> dict:
+    """Means of every numeric column over the main test set; those of extra test sets under a prefix (real_psnr)."""
+    main = [r for r in per_image if r["test_set"] == "test"]
+    numeric = [k for k, v in main[0].items() if isinstance(v, float)]
+    means = {k: mean([r.get(k) for r in main]) for k in numeric}
+    for name in test_sets[1:]:
+        rows = [r for r in per_image if r["test_set"] == name]
+        means.update({f"{name}_{k}": mean([r.get(k) for r in rows]) for k in numeric})
+    return means
+
+
+def summarise(run, means: dict, names: list[str], device, wall_s: float) -> dict:
+    """The trial's summary (its result.json fields besides the spec): the last epoch's losses and Ψ, λ, the selected
+    epoch and its validation PSNR, the test means, throughput and where it ran."""
+    last, history = run.history[-1], run.history
+    rates = [h["patches_per_s"] for h in history if "patches_per_s" in h]
+    return {"resumed_from": run.start, "packing_warning": run.warning,
+            "patches_per_s": float(np.median(rates or [np.nan])), "psi": last["psi"],
+            "psi_grad": last.get("psi_grad", 0.0), "lam_final": run.lam,
+            "lam_calibrated": run.calibration["lam"] if run.calibration else None,
+            "pixel_loss": last["pixel_loss"], "perceptual_loss": last["perceptual_loss"],
+            "best_epoch": run.best["epoch"], "val_psnr": run.best_score, **means, "wall_s": wall_s,
+            "device": str(device), "loss_terms": ",".join(names),
+            **{k: v for k, v in last.items() if k.startswith(("loss_", "wloss_", "share_"))}}
