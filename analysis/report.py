@@ -33,7 +33,7 @@ def _spec_of(results_dir: Path) -> dict:
 
 
 def settings_of(results_dir: Path, spec: dict | None = None) -> Settings:
-    """The study's `analysis:` section (study.config.AnalysisSpec), validated; a bad value is a one-line error."""
+    """The study's `analysis:` section (study.spec.AnalysisSpec), validated; a bad value is a one-line error."""
     from pydantic import ValidationError
 
     from study.spec import AnalysisSpec

@@ -36,11 +36,11 @@ def _model_and_encoder(device):
 
 
 def _step(model, enc, opt, x, y, amp: bool):
-    from study.losses.terms import perceptual_loss, pixel_loss
+    from study.losses.terms import mse_loss, perceptual_loss
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = model(x)
-        loss = pixel_loss(out.float(), y) + 0.1 * perceptual_loss(enc, out, y).float()
+        loss = mse_loss(out.float(), y) + 0.1 * perceptual_loss(enc, out, y).float()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

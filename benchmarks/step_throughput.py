@@ -2,7 +2,7 @@
 PyTorch loop, one process each, on this machine's CPU (or GPU when there is one).
 
 - bare: a plain loop over `unit_batch` → U-Net → MSE + λ·VGG feature MSE → Adam (what a user would write);
-- trainer: `study.train.run_trial` in this process (its `patches_per_s` counts the training steps only);
+- trainer: `study.trial.train.run_trial` in this process (its `patches_per_s` counts the training steps only);
 - ray: the same trial spec run by the Ray backend (a local Ray, one trial) and read back from its history.
 Run: python benchmarks/step_throughput.py [--steps 60] [--repeats 3]
 """
@@ -39,7 +39,7 @@ SPEC = {"name": "bench-steps", "backend": "local",
 
 def bare_loop(ts, steps: int) -> float:
     """patches/s of a minimal loop with the trial's model, loss and batches (no metrics, no checkpoint)."""
-    from study.losses.terms import perceptual_loss, pixel_loss
+    from study.losses.terms import mse_loss, perceptual_loss
     from study.models import build_model
     from study.trial.batches import unit_batch
     from study.trial.loop import load_encoder
@@ -57,7 +57,7 @@ def bare_loop(ts, steps: int) -> float:
     for _ in range(steps):
         x, y = unit_batch(ld, fd, tr.batch_size, tr.patch_size, ts.hu_range, rng)
         out = model(x)
-        loss = pixel_loss(out, y) + ts.lam * perceptual_loss(enc, out, y)
+        loss = mse_loss(out, y) + ts.lam * perceptual_loss(enc, out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

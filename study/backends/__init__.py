@@ -2,7 +2,7 @@
 
 - `local`: sequential, in-process (tests, debugging, a single GPU box).
 - `ray`: Ray Tune over a local or existing Ray cluster (default).
-Every backend runs `study.execute.execute(spec)` for each trial and reports through `Events`.
+Every backend runs `study.trial.execute.execute(spec)` for each trial and reports through `Events`.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
 def _make_forward(base):
     class _Forward(base):
         """Driver-side: Tune events → `Events`. Holds live objects, so it pickles to nothing (Tune saves its
-        run config; this study never restores a Tuner — resuming is done by run key, see study.runner)."""
+        run config; this study never restores a Tuner — resuming is done by run key, see study.driver.run)."""
 
         def __init__(self, events: Events, by_key: dict):
             self.events, self.by_key = events, by_key

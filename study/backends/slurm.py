@@ -6,7 +6,7 @@ Two modes (templates in the repository's `slurm/`, shipped as `study.sbatch`):
   logs them to MLflow and writes the report — for clusters that forbid multi-node Ray.
 
 Safety: every user value reaches the script through `render`: names, times and sbatch options are validated by
-`study.config.SlurmSpec` (no quote, `$`, `;`, space or newline can pass), and paths are single-quoted with
+`study.spec.SlurmSpec` (no quote, `$`, `;`, space or newline can pass), and paths are single-quoted with
 `shlex.quote`, so a hostile study name or path cannot run a command. Log and working-folder paths go to `sbatch`
 as arguments, never through a shell.
 """

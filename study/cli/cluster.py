@@ -58,7 +58,7 @@ def submit(
 
 @app.command("run-trial")
 @user_errors
-def run_trial(
+def run_trial_command(
     study: Path = typer.Argument(..., help="study spec (YAML)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o"),
     run_key: Optional[str] = typer.Option(None, "--run-key", help="the trial to run"),
@@ -67,7 +67,7 @@ def run_trial(
 ):
     """Run one trial of a study (what each task of `study submit --mode array` does); skipped if finished."""
     from study.spec import load_spec
-    from study.driver.run import run_one
+    from study.driver.run import run_one_trial
 
     if (run_key is None) == (keys is None):
         raise StudyError("run-trial: give either --run-key or --keys with --index")
@@ -78,7 +78,7 @@ def run_trial(
         if index >= len(lines):
             raise StudyError(f"{keys}: no run key at index {index} ({len(lines)} keys)")
         run_key = lines[index]
-    rec = run_one(load_spec(study), output, run_key, console)
+    rec = run_one_trial(load_spec(study), output, run_key, console)
     if rec["status"] != "finished":
         raise typer.Exit(1)
 

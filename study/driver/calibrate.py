@@ -9,7 +9,8 @@ import torch
 
 from study.spec import StudySpec
 from study.losses.influence import calibrate
-from study.losses.terms import pixel_loss
+from study.losses.psi import perceptual_influence
+from study.losses.terms import mse_loss
 from study.trial.batches import init_output, unit_batch
 
 DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
@@ -33,7 +34,7 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
     opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
     for _ in range(tr.calibration_steps):
         x, y = batch(rng)
-        loss = pixel_loss(model(x), y)
+        loss = mse_loss(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -49,5 +50,5 @@ def calibration_table(spec: StudySpec, data, encoders: dict, seed: int = 0) -> p
                 c = calibrate(model, enc, batches, psi)
                 rows.append({"feature_level": level, "pretraining": name, "psi_target": psi, "lam": c["lam"],
                              "pixel_loss": c["pixel_loss"], "perceptual_loss": c["perceptual_loss"],
-                             "psi_at_lam_0.1": 0.1 * c["perceptual_loss"] / (c["pixel_loss"] + 0.1 * c["perceptual_loss"])})
+                             "psi_at_lam_0.1": perceptual_influence(c["pixel_loss"], c["perceptual_loss"], 0.1)})
     return pd.DataFrame(rows)

@@ -178,7 +178,7 @@ def _tracking_uri(p: Plan) -> str:
     return p.spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(p.out)
 
 
-def run_one(spec: StudySpec, output, run_key: str, console: Console) -> dict:
+def run_one_trial(spec: StudySpec, output, run_key: str, console: Console) -> dict:
     """One trial of the study by run key (a SLURM array task): skipped if finished, else run (resumed)."""
     from study.trial.execute import execute
 

@@ -5,7 +5,7 @@ Idempotent: runs are found again by tags (`study.id`, the identity the results f
 instead of duplicating them. A trial's run mirrors its latest record (`study.finished_at`): a failed trial that a
 later run finishes ends FINISHED with its final metrics. An epoch already in the store is never logged again.
 All logging happens in the driver process (per-epoch metrics arrive through the backend's callbacks; one driver per
-results folder, see `study.locks.driver_lock`); the schema is created once, here, before any trial starts.
+results folder, see `study.store.locks.driver_lock`); the schema is created once, here, before any trial starts.
 """
 
 from __future__ import annotations

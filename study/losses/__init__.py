@@ -10,7 +10,7 @@ from importlib import import_module
 
 from study.losses.psi import lam_for_influence, perceptual_influence
 
-_LAZY = {"pixel_loss": "terms", "perceptual_loss": "terms", "PIXEL_TERMS": "terms", "weighted_pixel_loss": "terms",
+_LAZY = {"mse_loss": "terms", "perceptual_loss": "terms", "PIXEL_TERMS": "terms", "weighted_pixel_loss": "terms",
          "term_shares": "terms", "calibrate": "influence", "HoldPsi": "influence", "gradient_share": "influence"}
 
 __all__ = ["lam_for_influence", "perceptual_influence", *_LAZY]

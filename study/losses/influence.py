@@ -7,11 +7,11 @@ from __future__ import annotations
 import torch
 
 from study.losses.psi import lam_for_influence
-from study.losses.terms import perceptual_loss, pixel_loss
+from study.losses.terms import mse_loss, perceptual_loss
 
 
 @torch.no_grad()
-def loss_magnitudes(model, encoder, batches, pixel=pixel_loss) -> tuple[float, float]:
+def loss_magnitudes(model, encoder, batches, pixel=mse_loss) -> tuple[float, float]:
     """Mean L_pixel and unweighted L_P of `model` over `batches` [(x, y), ...] (the model in train mode, as in
     training). `pixel(out, y)`: the pixel part of the loss (MSE, or a weighted sum of pixel terms)."""
     pix = perc = 0.0
@@ -22,13 +22,13 @@ def loss_magnitudes(model, encoder, batches, pixel=pixel_loss) -> tuple[float, f
     return pix / len(batches), perc / len(batches)
 
 
-def calibrate(model, encoder, batches, psi: float, pixel=pixel_loss) -> dict:
+def calibrate(model, encoder, batches, psi: float, pixel=mse_loss) -> dict:
     """λ such that Ψ = psi at the measured magnitudes (paper 1's recipe, done before training instead of after)."""
     pix, perc = loss_magnitudes(model, encoder, batches, pixel)
     return {"lam": lam_for_influence(psi, pix, perc), "pixel_loss": pix, "perceptual_loss": perc, "psi_target": psi}
 
 
-def gradient_share(model, encoder, x, y, lam: float, pixel=pixel_loss) -> float:
+def gradient_share(model, encoder, x, y, lam: float, pixel=mse_loss) -> float:
     """Ψ_g = ‖λ ∇_out L_P‖ / (‖∇_out L_pixel‖ + ‖λ ∇_out L_P‖) at the network output on a probe batch: how much of
     the signal that actually steers the network comes from the perceptual term."""
     out = model(x).detach().requires_grad_(True)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 
-def pixel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mse_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error over all elements (paper 1's pixel term)."""
     return F.mse_loss(output, target)
 
@@ -39,7 +39,7 @@ def ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def ms_ssim_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 − MS-SSIM (torchmetrics) over as many of the 5 standard scales as the patch allows
-    (`study.quality.ms_ssim_betas`), the standard weights renormalised."""
+    (`study.metrics.quality.ms_ssim_betas`), the standard weights renormalised."""
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
 
     from study.metrics.quality import ms_ssim_betas
@@ -62,7 +62,7 @@ def sobel_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 #: the pixel-level loss terms a spec can combine by name (perceptual and adversarial need a network each)
-PIXEL_TERMS = {"mse": pixel_loss, "l1": l1_loss, "charbonnier": charbonnier_loss, "ssim": ssim_loss,
+PIXEL_TERMS = {"mse": mse_loss, "l1": l1_loss, "charbonnier": charbonnier_loss, "ssim": ssim_loss,
                "ms_ssim": ms_ssim_loss, "sobel": sobel_loss}
 
 

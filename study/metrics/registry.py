@@ -33,7 +33,7 @@ QUALITY_METRICS = {"psnr": True, "ssim": True, "rmse_hu": False, "ms_ssim": True
 def quality_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: float, names=("psnr", "ssim", "rmse_hu"),
                     labels: np.ndarray | None = None, body: dict | None = None, pixel_mm: float = 1.0) -> dict[str, float]:
     """`names` of QUALITY_METRICS for one image: full-reference ones on the windowed images (ms_ssim, vif, gmsd,
-    study.quality) and the CT-specific ones on the HU image when its phantom geometry is known (else left out)."""
+    study.metrics.quality) and the CT-specific ones on the HU image when its phantom geometry is known (else left out)."""
     from study.metrics import quality
 
     out = image_metrics(pred_hu, ref_hu, low, high)

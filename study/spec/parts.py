@@ -155,7 +155,7 @@ class TrainingSpec(_Strict):
 
 
 class CriticSpec(_Strict):
-    """The WGAN-GP critic of an adversarial term (WGAN-VGG's architecture, study.adversarial)."""
+    """The WGAN-GP critic of an adversarial term (WGAN-VGG's architecture, study.losses.adversarial)."""
 
     n_critic: int = Field(4, ge=1, description="critic updates per denoiser update")
     gp_weight: float = Field(10.0, ge=0, description="gradient-penalty weight")

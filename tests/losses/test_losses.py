@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from study.losses import lam_for_influence, perceptual_influence
-from study.losses.terms import perceptual_loss, pixel_loss
+from study.losses.terms import mse_loss, perceptual_loss
 
 
 def test_psi_definition():
@@ -38,8 +38,8 @@ def test_pixel_and_perceptual_losses_are_zero_at_identity_and_positive_otherwise
     enc = feature_extractor("block2_conv2", "random")
     y = torch.rand(2, 1, 24, 24)
     x = (y + 0.1 * torch.randn_like(y)).clamp(0, 1).requires_grad_(True)
-    assert pixel_loss(y, y).item() == 0 and perceptual_loss(enc, y, y).item() == 0
-    loss = pixel_loss(x, y) + perceptual_loss(enc, x, y)
+    assert mse_loss(y, y).item() == 0 and perceptual_loss(enc, y, y).item() == 0
+    loss = mse_loss(x, y) + perceptual_loss(enc, x, y)
     assert loss.item() > 0
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
