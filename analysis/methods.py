@@ -12,6 +12,16 @@ def _v(pkg: str) -> str:
     return version(pkg)
 
 
+def window_phrase(window: dict) -> str:
+    """The metric window as the report names it: its label, then its bounds in HU (and the 8-bit scale)."""
+    low = window["low"]
+    if window.get("bits") == 8:
+        return (f"{window['label']} ((HU {'+' if low < 0 else '−'} {abs(low):g})/{window['width']:g} clipped to [0, 1], "
+                f"×255 cast to uint8, data range 255)")
+    return (f"{window['label']} (centre {window['center']:g} HU, width {window['width']:g} HU: "
+            f"{low:g}…{window['high']:g} HU)")
+
+
 def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s: Settings, context: dict) -> str:
     k = max((n.get("k", 0) for n in numbers.values()), default=0)
     n_images = next((n["n_images"] for n in numbers.values()), 0)
@@ -65,11 +75,15 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
         f"2,000 resamples; percentile where BCa is degenerate) CI of the median paired difference. Factor effects as "
         f"per-image differences between levels, Wilcoxon against zero with Holm over all effects of a metric. This "
         f"analysis is conditional on these trained networks and these test images; the guidelines do not rest on it.")
-    metric_text = (
-        f"**Metrics.** {', '.join(metrics)}. PSNR and SSIM with scikit-image on images mapped to [0, 1] in the display "
-        f"window {window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU, data range "
-        f"1); RMSE in HU over the whole slice. (scipy {_v('scipy')}, statsmodels {_v('statsmodels')}, "
-        f"scikit-posthocs {_v('scikit-posthocs')}.)")
-    return "\n\n".join([unit, claims, conditional, metric_text])
+    return "\n\n".join([unit, claims, conditional, _metric_text(window, metrics)])
+
+
+def _metric_text(window: dict, metrics: list[str]) -> str:
+    return (f"**Metrics.** {', '.join(metrics)}. {'PSNR, SSIM and NRMSE' if 'nrmse' in metrics else 'PSNR and SSIM'} with "
+            f"scikit-image in the metric window {window_phrase(window)}"
+            + ("" if window.get("bits") == 8 else ", images mapped to [0, 1] and clipped, data range 1")
+            + ("; NRMSE normalised by the reference's norm ('euclidean')" if "nrmse" in metrics else "")
+            + f"; RMSE in HU over the whole slice. (scipy {_v('scipy')}, statsmodels {_v('statsmodels')}, "
+            f"scikit-posthocs {_v('scikit-posthocs')}.)")
 
 

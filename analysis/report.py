@@ -19,8 +19,9 @@ from analysis.convergence import convergence_lines, improving_configurations, st
 from analysis.influence import perceptual_influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets, unit_suffix
 from analysis.markdown import md_table
-from analysis.methods import methods_text
+from analysis.methods import methods_text, window_phrase
 from analysis.network_section import network_section
+from analysis.paper1_section import pairs_section, published_section
 from analysis.sections import metric_section, power_section
 
 
@@ -60,13 +61,15 @@ def patients_known(spec: dict, per_image: pd.DataFrame) -> bool:
 
 
 def _window_of(spec: dict) -> dict:
+    """The study's metric window (study.spec.Window: centre, width, bits) with its `label`, `low` and `high`."""
+    from study.spec import WINDOWS, Window  # torch-free
+
     w = spec.get("metric_window", "abdomen")
     if isinstance(w, str):
-        from study.spec import WINDOWS  # torch-free
-
         c, width = WINDOWS[w]
-        return {"name": w, "center": c, "width": width}
-    return w
+        w = {"name": w, "center": c, "width": width}
+    win = Window.model_validate(w)
+    return {**win.model_dump(), "label": win.label, "low": win.low, "high": win.high}
 
 
 def _html(md: str, report_dir: Path) -> str:
@@ -173,11 +176,13 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     seeds = sorted(trials["seed"].unique().tolist())
     lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known)]
     lines += perceptual_influence_section(trials, out)
+    lines += published_section(spec, trials, out)  # analysis.paper1
     conv = still_improving(results_dir, trials, min_effect)
     improving = improving_configurations(conv) if len(conv) else {}
     if len(conv):
         conv.to_csv(out / "stats" / "convergence.csv", index=False)
     claims, context = [], {}
+    tables: dict = {}
     if len(per_image):
         claims, tables = study_claims(per_image, trials, metrics, settings, improving)
         lines += ["", *network_section(per_image, metrics, tables, min_effect, out)]
@@ -185,6 +190,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
     section, numbers = _metric_sections(per_image, metrics, out, power, power_effect)
     lines += section
+    lines += pairs_section(spec, per_image, settings, tables, out)  # analysis.paper1
     section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
     lines += section
     for name, images in (extra or {}).items():
@@ -251,7 +257,7 @@ def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, wi
              f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0} "
              + (f"from {len(patients)} patient(s) ({', '.join(patients[:12])}{' …' if len(patients) > 12 else ''})"
                 if known else "(synthetic phantoms: each an independent image, no patients)") + "; metric window: "
-             f"{window.get('name', '')} (centre {window['center']:g} HU, width {window['width']:g} HU).",
+             f"{window_phrase(window)}.",
              f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
     if known and len(patients) < settings.min_patients:
         lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: the results describe "

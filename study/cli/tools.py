@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -96,11 +96,17 @@ def pretrain(
 @app.command()
 @user_errors
 def calibrate(
-    study: Path = typer.Argument(..., help="study spec (YAML)"),
+    study: Path = typer.Argument(..., help="study spec (YAML): λ measured on the initial network; or a finished "
+                                           "results folder: λ from its fixed-λ trials' converged magnitudes"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: the spec's)"),
+    psi: Optional[List[float]] = typer.Option(None, "--psi", help="Ψ target(s) (default: the study's, or "
+                                                                  "0.5/0.9/0.95/0.99)"),
 ):
-    """Print the λ each (feature level, pretraining) needs for each Ψ target (the spec's, or 0.5/0.9/0.95/0.99)."""
+    """Print the λ each (feature level, pretraining) needs for each Ψ target."""
     from rich.table import Table
+
+    if study.is_dir():
+        return _calibrate_converged(study, psi)
 
     from study.driver.calibrate import calibration_table
     from study.spec import load_spec
@@ -125,3 +131,81 @@ def calibrate(
     console.print(f"written: {p.out / 'calibration.csv'}")
 
 
+DEFAULT_TARGETS = (0.5, 0.9, 0.95, 0.99)
+
+
+def _calibrate_converged(results_dir: Path, targets: Optional[List[float]]) -> None:
+    """`study calibrate RESULTS_DIR`: λ = Ψ/(1 − Ψ) · L_MSE / L_P from the last-epoch magnitudes of the folder's
+    finished fixed-λ trials (paper 1's calibration), per (feature level, pretraining)."""
+    import pandas as pd
+    import yaml
+    from rich.table import Table
+
+    from analysis.psi_calibration import converged_lams
+
+    path = results_dir / "trials.parquet"
+    try:
+        trials = pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - missing or damaged: the same user error
+        raise StudyError(f"{path}: not a readable results table ({type(err).__name__}); is {results_dir} a results "
+                         f"folder of `study run`?") from None
+    if not targets and (results_dir / "study.yaml").is_file():
+        targets = (yaml.safe_load((results_dir / "study.yaml").read_text()) or {}).get("factors", {}).get("psi_target")
+    table = converged_lams(trials, list(targets or DEFAULT_TARGETS))
+    if table.empty:
+        raise StudyError(f"{results_dir}: no finished fixed-λ trial with a perceptual term: nothing to calibrate from")
+    table.to_csv(results_dir / "calibration_converged.csv", index=False)
+    view = Table(title=f"λ for a target Ψ — {results_dir.name} (converged magnitudes of finished fixed-λ trials)")
+    for col in ("feature_level", "pretraining", "psi_target", "lam", "pixel_loss", "perceptual_loss", "from λ", "trials"):
+        view.add_column(col)
+    for r in table.to_dict("records"):
+        view.add_row(r["feature_level"], r["pretraining"], f"{r['psi_target']:g}", f"{r['lam_converged']:.3g}",
+                     f"{r['pixel_loss']:.3g}", f"{r['perceptual_loss']:.3g}", r["from_lam"], str(r["n_trials"]))
+    console.print(view)
+    console.print(f"written: {results_dir / 'calibration_converged.csv'}")
+
+
+@app.command("convert-weights")
+@user_errors
+def convert_weights(
+    source: Path = typer.Argument(..., help="Keras VGG-19 weights: a Keras 2 .h5 (save_weights, or Keras's own "
+                                            "vgg19_weights_tf_dim_ordering_tf_kernels[_notop].h5), a Keras 3 "
+                                            ".weights.h5, or a .keras archive; with or without the top (fc layers "
+                                            "are ignored)"),
+    output: Path = typer.Option(..., "--output", "-o", help="torchvision-format weights file to write (.pth)"),
+    bgr: bool = typer.Option(True, "--bgr/--no-bgr", help="the Keras weights expect BGR input (Keras ImageNet "
+                                                          "weights do: Caffe conversion): reverse the first "
+                                                          "convolution's input channels so that the result takes "
+                                                          "RGB like torchvision's. --no-bgr for weights trained on "
+                                                          "RGB (or on gray repeated to 3 channels)"),
+    allow_partial: bool = typer.Option(False, "--allow-partial",
+                                       help="convert a file that lacks some VGG-19 convolutions. In TF, "
+                                            "load_weights(ckpt).expect_partial() silences the warnings about "
+                                            "checkpoint values the model does not use (optimizer state, a "
+                                            "classifier head: always ignored here too), and model layers that "
+                                            "the checkpoint lacks silently keep their fresh initialisation. Here "
+                                            "such a missing layer is an error naming it unless --allow-partial: "
+                                            "then it gets what a new Keras VGG-19 holds (Glorot-uniform kernel "
+                                            "under --seed, zero bias) and is listed in the file's meta"),
+    seed: int = typer.Option(0, "--seed", help="seed of the initialisation of missing layers (--allow-partial)"),
+):
+    """Convert Keras VGG-19 weights (e.g. paper 1's) into a weights file the study's encoders load.
+
+    The 16 convolutions block1_conv1 … block5_conv4 become torchvision vgg19().features (H×W×in×out → out×in×H×W).
+    The output records the source file, its sha256, the layout (keras2/keras3), the layers, the BGR choice, the id.
+    In a study spec: an encoder with `source: file` and `path: <output>`.
+    Keras ImageNet weights take 0–255 input minus the Caffe mean pixel: the nearest encoder input is x255 (the
+    default for a file), which does not subtract the mean.
+
+    From a TensorFlow checkpoint (vgg19.ckpt.index + vgg19.ckpt.data-*), first write an .h5 in TensorFlow:
+    model = tf.keras.applications.VGG19(weights=None, include_top=False)
+    model.load_weights("vgg19.ckpt").expect_partial()
+    model.save_weights("vgg19.h5")   (Keras 3: "vgg19.weights.h5"; both are read here)
+    """
+    from study.encoders.keras import convert_keras_weights
+
+    meta = convert_keras_weights(source, output, bgr=bgr, allow_partial=allow_partial, seed=seed)
+    note = f" · freshly initialised: {', '.join(meta['layers_initialised'])}" if meta["layers_initialised"] else ""
+    console.print(f"{output}: {len(meta['layers_converted'])} VGG-19 convolutions from {meta['keras_layout']} file "
+                  f"{source.name} (BGR→RGB {'on' if bgr else 'off'}){note} · weights id {meta['weights_id'][:16]}…",
+                  highlight=False, soft_wrap=True)

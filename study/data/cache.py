@@ -1,4 +1,4 @@
-"""Prepared arrays shared by all trials, and random patch sampling for training.
+"""Prepared arrays shared by all trials, and training patches: random positions, or paper 1's tiles.
 
 Data are prepared once per study into a folder of `.npy` files (memory-mappable) named by the data id, written
 to a temporary folder and renamed into place so that a crash never leaves a half-written cache.
@@ -26,9 +26,13 @@ SPLITS = ("train", "val", "test")
 
 
 def data_id(spec: DataSpec) -> str:
+    from study.data.mayo import layout_key
     from study.data.sources import input_fingerprint
 
-    fields = spec.model_dump(exclude={"workers"})
+    fields = spec.model_dump(exclude={"workers", "layout"})
+    layout = layout_key(spec)  # None for all but a Mayo layout other than `study`: ids made before data.layout stay
+    if layout:
+        fields["layout"] = layout
     return short_hash({"data": fields, "generator": GENERATOR_VERSION, "inputs": input_fingerprint(spec)})
 
 
@@ -114,15 +118,22 @@ def geometry(spec: DataSpec) -> str:
     return f"{spec.source}: vendor low/full-dose reconstructions (no simulation)"
 
 
-def build_cache(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Prepared:
+def build_cache(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                note: Optional[Callable[[str], None]] = print) -> Prepared:
     """Make (or reuse) the study's paired low/full-dose slices, once per study. Deterministic by `spec.seed`.
 
     Written to a temporary folder and renamed into place: a failure (bad DICOM, missing patient) leaves nothing.
+    `note` gets the lines for the console (the Mayo layout used and whether it was detected; by default printed,
+    which a rich progress display shows above its bars).
     """
+    from study.data.mayo import resolve_layout
     from study.data.sources import SOURCES, count
 
     did = data_id(spec)
     final = Path(cache_dir) / f"data-{did}"
+    layout = resolve_layout(spec) if spec.source == "mayo" else None  # an unknown layout fails before any file
+    if layout and note:
+        note(layout.line())
     if (final / "manifest.json").is_file():
         return Prepared(final, did, json.loads((final / "manifest.json").read_text())["sha256"])
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +159,7 @@ def build_cache(spec: DataSpec, cache_dir: Path, progress: Optional[Callable[[in
             writers[split].close(digest)
         manifest = {"data_id": did, "sha256": digest.hexdigest(), "spec": spec.model_dump(),
                     "generator": GENERATOR_VERSION, "splits": {k: w.n for k, w in writers.items()},
-                    "geometry": geometry(spec)}
+                    "geometry": geometry(spec), **({"layout": layout.to_dict()} if layout else {})}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         try:
             os.rename(tmp, final)
@@ -168,9 +179,53 @@ def patch_positions(shape: tuple, batch: int, size: int, rng: np.random.Generato
     return rng.integers(0, n, batch), rng.integers(0, h - size + 1, batch), rng.integers(0, w - size + 1, batch)
 
 
-def sample_patches(ld: np.ndarray, fd: np.ndarray, batch: int, size: int, rng: np.random.Generator):
-    """`batch` random aligned patches (size × size) from random slices; returns two float32 arrays [B, 1, s, s]."""
-    idx, ys, xs = patch_positions(ld.shape, batch, size, rng)
+def cut_patches(ld: np.ndarray, fd: np.ndarray, idx, ys, xs, size: int):
+    """The aligned size × size patches at slices `idx`, corners (`ys`, `xs`); two float32 arrays [B, 1, s, s]."""
     a = np.stack([ld[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)])[:, None]
     b = np.stack([fd[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)])[:, None]
     return a.astype(np.float32), b.astype(np.float32)
+
+
+def sample_patches(ld: np.ndarray, fd: np.ndarray, batch: int, size: int, rng: np.random.Generator):
+    """`batch` random aligned patches (size × size) from random slices; returns two float32 arrays [B, 1, s, s]."""
+    return cut_patches(ld, fd, *patch_positions(ld.shape, batch, size, rng), size)
+
+
+def tile_corners(length: int, size: int) -> range:
+    """Paper 1's tile corners along one axis: `range(0, length − size, size)` (512, 96 → 0, 96, 192, 288, 384). The
+    remainder is never used, and neither is a last whole tile ending at the edge (length a multiple of size)."""
+    return range(0, length - size, size)
+
+
+def n_tiles(shape: tuple, size: int) -> int:
+    """Tiles of `size` in a stack of slices of `shape` (n, H, W)."""
+    n, h, w = shape
+    return n * len(tile_corners(h, size)) * len(tile_corners(w, size))
+
+
+def tile_order(shape: tuple, size: int, seed: int, epoch: int) -> np.ndarray:
+    """Every (slice, tile) of a stack of slices of `shape` (n, H, W) once, as rows (slice, y, x), shuffled by a
+    permutation fixed by (seed, epoch): a new order each epoch, the same one when an epoch is rerun or resumed."""
+    n, h, w = shape
+    ys, xs = tile_corners(h, size), tile_corners(w, size)
+    if not (n and len(ys) and len(xs)):
+        raise StudyError(f"patches: tiled: no {size}² tile fits slices of {h}×{w} (corners range(0, side − "
+                         f"{size}, {size})): use a smaller training.patch_size")
+    grid = np.stack(np.meshgrid(np.arange(n), np.asarray(ys), np.asarray(xs), indexing="ij"), -1).reshape(-1, 3)
+    return grid[np.random.default_rng([seed, epoch]).permutation(len(grid))]
+
+
+def tiled_steps(spec: DataSpec, patch_size: int, batch_size: int,
+                prepared: Optional[Path] = None) -> tuple[Optional[int], str]:
+    """Steps per epoch of a tiled pass, ceil(tiles / batch), and where the count comes from: the prepared training
+    split where `prepared` (its folder) holds one, else the spec (phantoms: n_train slices of size²); (None, why)
+    where only the data can tell (DICOM sources before they are prepared)."""
+    if prepared is not None and (prepared / "train_ld.npy").is_file():
+        shape = np.load(prepared / "train_ld.npy", mmap_mode="r").shape
+        where = "the prepared data"
+    elif spec.source == "phantom":
+        shape, where = (spec.n_train, spec.size, spec.size), f"the spec: {spec.n_train} phantom slices of {spec.size}²"
+    else:
+        return None, f"from the data ({spec.source} slices are counted when the data are prepared)"
+    tiles = n_tiles(shape, patch_size)
+    return -(-tiles // batch_size), f"{tiles} tiles of {patch_size}² in batches of {batch_size}, from {where}"

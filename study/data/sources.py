@@ -14,24 +14,14 @@ from typing import Iterator
 
 import numpy as np
 
+from study.data.mayo import mayo
+from study.data.pairs import block, pairs_from_series, subsample
 from study.spec import DataSpec
 from study.errors import StudyError
-
-KERNEL_SUFFIX = {"B30": "", "D45": "_sharp"}
 
 
 def slice_seed(base: int, *parts) -> int:
     return int(hashlib.sha256("/".join(map(str, (base, *parts))).encode()).hexdigest()[:8], 16)
-
-
-def _block(patient: str, z: float, grid_mm: float = 3.0) -> str:
-    """Positions on a common grid (the thickest reconstruction) so that all reconstructions of one position match."""
-    return f"{patient}@{round(z / grid_mm) * grid_mm:.0f}mm"
-
-
-def _subsample(n: int, spec: DataSpec) -> list[int]:
-    idx = list(range(0, n, spec.slice_step))
-    return idx[: spec.max_slices] if spec.max_slices else idx
 
 
 # -- phantom -------------------------------------------------------------------------------------------------------
@@ -113,53 +103,7 @@ def real_slices(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, d
                                "block": f"real-{path.stem}", "position_mm": 0.0, "series": path.name}
 
 
-# -- DICOM sources -------------------------------------------------------------------------------------------------
-
-def _grid_mm(spec: DataSpec, meta) -> float:
-    """Block grid: Mayo's thickest reconstruction in the study (1 mm slices within a 3 mm slab share a block when
-    both are used); otherwise the series' own slice thickness."""
-    if spec.source == "mayo":
-        return max(float(t.removesuffix("mm")) for t in spec.thickness)
-    return float(meta.slice_thickness or 1.0)
-
-
-def _pairs_from_series(split: str, low_dir: Path, full_dir: Path, spec: DataSpec, tag: str):
-    from study.data.dicom import pair_slices, read_series
-
-    low, lmeta = read_series(low_dir)
-    full, fmeta = read_series(full_dir)
-    pairs = pair_slices(lmeta, fmeta)
-    for n, k in enumerate(_subsample(len(pairs), spec)):
-        i, j = pairs[k]
-        z = lmeta.positions[i]
-        yield split, low[i], full[j], {"image_id": f"{lmeta.patient}-{tag}-{n:04d}", "patient": lmeta.patient,
-                                       "block": _block(lmeta.patient, z, _grid_mm(spec, lmeta)), "position_mm": float(z), "series": tag}
-
-
-def mayo_folders(spec: DataSpec) -> list[tuple[str, str, str, Path, Path]]:
-    """(split, patient, tag, low folder, full folder) for every patient × thickness × kernel; checked to exist."""
-    root = Path(spec.root)
-    out = []
-    for split, patients in spec.patient_splits().items():
-        for pid in patients:
-            if not (root / pid).is_dir():
-                raise StudyError(f"data.splits: patient {pid!r} ({split}) not found under {root}")
-            for th in spec.thickness:
-                for ker in spec.kernel:
-                    fmt = dict(patient=pid, thickness=th, kernel=KERNEL_SUFFIX[ker])
-                    low, full = (root / spec.template.format(dose=d, **fmt) for d in ("quarter", "full"))
-                    for f in (low, full):
-                        if not f.is_dir():
-                            raise StudyError(f"patient {pid}: folder {f} not found (data.template "
-                                             f"{spec.template!r}, thickness {th}, kernel {ker})")
-                    out.append((split, pid, f"{th}-{ker}", low, full))
-    return out
-
-
-def mayo(spec: DataSpec):
-    for split, pid, tag, low, full in mayo_folders(spec):
-        yield from _pairs_from_series(split, low, full, spec, tag)
-
+# -- DICOM sources (the Mayo layouts are in study.data.mayo) ---------------------------------------------
 
 def tcia_rows(spec: DataSpec) -> list[dict]:
     path, root = Path(spec.manifest), Path(spec.root)
@@ -186,7 +130,7 @@ def tcia_rows(spec: DataSpec) -> list[dict]:
 def tcia(spec: DataSpec):
     root = Path(spec.root)
     for r in tcia_rows(spec):
-        yield from _pairs_from_series(r["split"], root / r["low"], root / r["full"], spec, Path(r["full"]).name)
+        yield from pairs_from_series(r["split"], root / r["low"], root / r["full"], spec, Path(r["full"]).name)
 
 
 def simulated_series(spec: DataSpec) -> list[tuple[str, str, Path]]:
@@ -233,12 +177,13 @@ def dicom_simulated(spec: DataSpec):
         vol, meta = read_series(folder)
         if meta.shape[0] != meta.shape[1]:
             raise StudyError(f"{folder}: the simulator needs square slices, got {meta.shape}")
-        pairs = simulate_series(vol, meta, _subsample(len(vol), spec), dose_fraction=spec.dose_fraction,
+        pairs = simulate_series(vol, meta, subsample(len(vol), spec), dose_fraction=spec.dose_fraction,
                                 photons=spec.photons, electronic_noise=spec.electronic_noise, n_angles=spec.n_angles,
                                 seed=spec.seed, workers=spec.workers)
         for n, (k, fd, ld) in enumerate(pairs):
             z = meta.positions[k]
-            yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid, "block": _block(pid, z, _grid_mm(spec, meta)),
+            yield split, ld, fd, {"image_id": f"{pid}-{n:04d}", "patient": pid,
+                                  "block": block(pid, z, meta.slice_thickness or 1.0),
                                   "position_mm": float(z), "series": meta.series_uid}
 
 

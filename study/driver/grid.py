@@ -68,16 +68,33 @@ def configuration_label(feature_level: str, pretraining: str, lam: Optional[floa
 
 
 
+def _training_key(spec: StudySpec) -> dict:
+    """The training section as run keys hash it: what does not change the outcome stays out (threads, device, …;
+    steps_per_epoch of a tiled pass, which the data fix), and so do new fields at their defaults (amp off, random
+    patches), so that keys written before them stay what they were."""
+    tiled = spec.training.patches == "tiled"
+    return {k: v for k, v in spec.training.model_dump().items()
+            if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
+            and not (k == "amp" and not v) and not (k == "patches" and not tiled)
+            and not (k == "steps_per_epoch" and tiled)}
+
+
+def _window_key(spec: StudySpec) -> dict:
+    """The metric window as run keys hash it: `bits` only where set, and an unnamed (custom) window under the name
+    "abdomen" that keys gave it before custom windows were labelled by their own values (a name changes no metric)."""
+    w = spec.window.model_dump(exclude_none=True)
+    w.setdefault("name", "abdomen")
+    return w
+
+
 def trial_config(spec: StudySpec, t: Trial, data_id: str, encoder_ids: dict[str, str]) -> dict:
     """Everything that determines a trial's outcome, in canonical form."""
     cfg = {
         "factors": t.factors(),
         "model": spec.model.model_dump(),
-        "training": {k: v for k, v in spec.training.model_dump().items()
-                     if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
-                     and not (k == "amp" and not v)},  # what does not change the outcome stays out of the key
+        "training": _training_key(spec),
         "data_id": data_id,
-        "metric_window": spec.window.model_dump(),
+        "metric_window": _window_key(spec),
     }
     if t.loss is not None:
         loss = spec.loss(t.loss)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from study.data.cache import data_id as make_data_id
+from study.data.cache import data_id as make_data_id, tiled_steps
 from study.driver.grid import Trial, expand
 from study.encoders.cache import encoder_key
 from study.spec import StudySpec
@@ -69,6 +69,11 @@ def print_table(p: Plan, console: Console) -> None:
     counts = {s: list(states.values()).count(s) for s in STATES}
     console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
                   f"{len(p.spec.factors.seed)} seeds): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    tr = p.spec.training
+    if tr.patches == "tiled":  # steps per epoch come from the data, not from training.steps_per_epoch
+        steps, where = tiled_steps(p.spec.data, tr.patch_size, tr.batch_size, p.out / "data" / f"data-{p.data_id}")
+        text = where if steps is None else f"{steps} steps per epoch ({where})"
+        console.print(f"tiled patches: {escape(text)}, {tr.epochs} epochs")
 
 
 def trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:

@@ -25,7 +25,8 @@ def prepare(p: Plan, console: Console):
     # one preparer at a time per results folder (SLURM array tasks start together); the others then find the cache
     with file_lock(p.out / ".prepare.lock"), progress_bar(console) as prog:
         task = prog.add_task(f"data: {p.spec.data.source} pairs", total=None)
-        data = build_cache(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n))
+        data = build_cache(p.spec.data, p.out / "data", progress=lambda d, n: prog.update(task, completed=d, total=n),
+                           note=lambda text: prog.console.print(text, markup=False, highlight=False))
         complete(prog, task)
         encoders = {}
         for name, key in p.encoder_keys.items():

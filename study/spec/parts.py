@@ -8,17 +8,21 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-#: named display windows (centre, width) in HU
+#: named metric windows (centre, width) in HU: display windows, and `full`, paper 1's whole −1024…3072 HU range in 8
+#: bits (a `Window` named full is always 8-bit)
 WINDOWS: dict[str, tuple[float, float]] = {
     "abdomen": (40.0, 400.0),
     "chest": (-600.0, 1500.0),
     "head": (40.0, 80.0),
+    "full": (1024.0, 4096.0),
 }
+FULL_RANGE = "full"
 BUILTIN_PRETRAININGS = ("random", "imagenet")
 METRICS = ("psnr", "ssim", "rmse_hu")  # the default test metrics
 #: every metric a spec may ask for (study.metrics.QUALITY_METRICS; kept here so that config stays torch-free)
 CT_METRICS = ("noise_std", "cnr", "edge_width")  # need the phantom's label map and body outline
-MetricName = Literal["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
+MetricName = Literal["psnr", "ssim", "rmse_hu", "nrmse", "ms_ssim", "vif", "gmsd", "noise_std", "cnr",
+                     "edge_width"]
 #: loss terms a `losses:` composition combines by name (study.losses.PIXEL_TERMS)
 PixelTerm = Literal["mse", "l1", "charbonnier", "ssim", "ms_ssim", "sobel"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -29,11 +33,44 @@ class _Strict(BaseModel):
 
 
 class Window(_Strict):
-    """Display window in which PSNR and SSIM are computed."""
+    """The HU window in which the full-reference metrics (PSNR, SSIM, NRMSE, MS-SSIM, VIF, GMSD) are computed: the
+    images are mapped to [0, 1] inside [centre − width/2, centre + width/2] and clipped (data range 1).
 
-    name: str = "abdomen"
+    `metric_window: full` (or `{name: full}`) is paper 1's: the whole −1024…3072 HU range, (HU + 1024)/4096 clipped
+    to [0, 1], ×255 and cast to uint8 (`bits: 8`; the 3-channel repeat paper 1 adds changes no value), data range
+    255. A custom `{center, width}` is labelled by its `name` where given, else `custom (centre/width)`."""
+
+    name: Optional[str] = Field(None, description="a named window (abdomen, chest, head, full) or a label for a "
+                                                  "custom one")
     center: float = WINDOWS["abdomen"][0]
     width: float = Field(WINDOWS["abdomen"][1], gt=0)
+    bits: Optional[Literal[8]] = Field(None, description="8: the [0, 1] images ×255 cast to uint8 (truncated) before "
+                                       "the metrics, data range 255, as paper 1; unset: float images, data range 1")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full(cls, data):
+        if isinstance(data, dict) and data.get("name") == FULL_RANGE:  # the full range is one thing: fill it in
+            c, w = WINDOWS[FULL_RANGE]
+            data = {"center": c, "width": w, "bits": 8, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _full_is_full(self):
+        if self.name == FULL_RANGE and (self.center, self.width, self.bits) != (*WINDOWS[FULL_RANGE], 8):
+            raise ValueError("window 'full' is −1024…3072 HU in 8 bits (centre 1024, width 4096, bits 8); give a "
+                             "custom window another name")
+        return self
+
+    @property
+    def label(self) -> str:
+        """What reports call the window: its name (a custom one unnamed: `custom (centre/width)`), 8-bit marked."""
+        if self.name == FULL_RANGE:
+            return "full range −1024…3072 HU, 8-bit"
+        named = self.name or next((k for k, v in WINDOWS.items() if k != FULL_RANGE
+                                   and v == (self.center, self.width)), None)
+        text = named or f"custom ({self.center:g}/{self.width:g})"
+        return f"{text}, 8-bit" if self.bits else text
 
     @property
     def low(self) -> float:
@@ -58,7 +95,8 @@ class DataSpec(_Strict):
 
     - `phantom` (default): embedded abdomen-like phantoms with projection-domain low dose (+ the real CT slices that
       pydicom and pydicom-data ship, as an extra "real" test set).
-    - `mayo`: AAPM-Mayo 2016 Grand Challenge folders, `root/<template>` per patient, dose, thickness and kernel.
+    - `mayo`: AAPM-Mayo 2016 Grand Challenge data under `root`, in one of the layouts of `layout` (found by itself
+      by default): per-patient DICOM folders, paper 1's preprocessed arrays, or the DICOM releases as distributed.
     - `tcia`: TCIA LDCT-and-Projection-data image series listed in a CSV manifest (patient, split, full, low).
     - `dicom-simulated`: any full-dose CT series under `root`; low dose made by the simulator.
     Splits are by patient, never by slice.
@@ -80,7 +118,17 @@ class DataSpec(_Strict):
     thickness: list[Literal["1mm", "3mm"]] = Field(default_factory=lambda: ["1mm", "3mm"])
     kernel: list[Literal["B30", "D45"]] = Field(default_factory=lambda: ["B30", "D45"])
     template: str = Field("{patient}/{dose}_{thickness}{kernel}",
-                          description="mayo folder layout; dose = full|quarter, kernel = '' (B30) | '_sharp' (D45)")
+                          description="mayo, layout study: folder of one series; dose = full|quarter, kernel = '' "
+                                      "(B30) | '_sharp' (D45)")
+    layout: Literal["auto", "study", "authors", "mayo-dicom"] = Field(
+        "auto", description="mayo: the files under root. study: root/<template> (L067/quarter_1mm_sharp/). authors: "
+        "paper 1's arrays npy_img/<thickness> <kernel>/<patient>_<slice>_input.npy (quarter dose) and _target.npy "
+        "(full dose), e.g. npy_img/1mm B30/L067_0001_input.npy, stored as (HU+1024)/4096 and converted back to HU "
+        "(x·4096 − 1024); blocks per (patient, thickness, slice), kernels merged, 1 mm and 3 mm not. mayo-dicom: "
+        "the AAPM download <thickness> <kernel>/[<zip folder>/]<dose>_<thickness>[_sharp]/<patient>/<dose>_"
+        "<thickness>[_sharp]/ (1mm B30/full_1mm/L067/full_1mm/) or TCIA's [LDCT-and-Projection-data/]<patient>/"
+        "<study>/<n>-Full Dose Images-<id>/ and …-Low Dose Images-…/ (one reconstruction per patient). auto: the "
+        "one found under root, named on the console and in the prepared data's manifest")
     slice_step: int = Field(1, ge=1, description="use every k-th slice of a series")
     max_slices: Optional[int] = Field(None, ge=1, description="at most this many slices per series")
     # simulation (phantom, dicom-simulated)
@@ -102,6 +150,8 @@ class DataSpec(_Strict):
             raise ValueError(f"hu_max ({self.hu_max}) must exceed hu_min ({self.hu_min})")
         if self.source != "phantom" and not self.root:
             raise ValueError(f"source {self.source!r} needs 'root' (the data folder)")
+        if self.layout != "auto" and self.source != "mayo":
+            raise ValueError(f"layout {self.layout!r} applies to source 'mayo' only (source is {self.source!r})")
         if self.source == "tcia" and not self.manifest:
             raise ValueError("source 'tcia' needs 'manifest' (CSV with columns patient, split, full, low)")
         if self.source == "dicom-simulated" and not self.splits:
@@ -133,7 +183,13 @@ class ModelSpec(_Strict):
 
 class TrainingSpec(_Strict):
     epochs: int = Field(10, ge=1)
-    steps_per_epoch: int = Field(100, ge=1)
+    steps_per_epoch: int = Field(100, ge=1, description="random patches: optimiser steps per epoch; ignored with "
+                                 "patches: tiled (there it is ceil(tiles / batch_size), from the data)")
+    patches: Literal["random", "tiled"] = Field(
+        "random", description="random: batches of patches at random positions of random slices; tiled (paper 1): "
+        "every training slice cut into non-overlapping patch_size tiles with corners range(0, H − patch_size, "
+        "patch_size) per axis, the (slice, tile) pairs shuffled anew each epoch (seeded by seed and epoch), one "
+        "epoch = every tile once, the last short batch kept")
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0)
     patch_size: int = Field(96, ge=16)

@@ -88,11 +88,13 @@ class SearchSpec(_Strict):
 
 
 #: the smallest difference worth acting on per metric, in its unit (`analysis.min_effect` overrides per metric)
-MIN_EFFECT = {"psnr": 0.1, "ssim": 0.002, "rmse_hu": 1.0, "ms_ssim": 0.002, "vif": 0.005, "gmsd": 0.002,
-              "noise_std": 1.0, "cnr": 0.05, "edge_width": 0.05}
+#: nrmse: NRMSE ∝ RMSE on a given image, so PSNR's 0.1 dB is a 1.15 % change of it; 0.001 is that at NRMSE ≈ 0.09,
+#: between what denoised phantom slices give in the full 8-bit range (≈ 0.06) and in the abdomen window (≈ 0.2)
+MIN_EFFECT = {"psnr": 0.1, "ssim": 0.002, "rmse_hu": 1.0, "nrmse": 0.001, "ms_ssim": 0.002, "vif": 0.005,
+              "gmsd": 0.002, "noise_std": 1.0, "cnr": 0.05, "edge_width": 0.05}
 #: each metric's unit as reports print it ("" = unitless)
-METRIC_UNITS = {"psnr": "dB", "ssim": "", "rmse_hu": "HU", "ms_ssim": "", "vif": "", "gmsd": "", "noise_std": "HU",
-                "cnr": "", "edge_width": "mm"}
+METRIC_UNITS = {"psnr": "dB", "ssim": "", "rmse_hu": "HU", "nrmse": "", "ms_ssim": "", "vif": "", "gmsd": "",
+                "noise_std": "HU", "cnr": "", "edge_width": "mm"}
 
 
 class AnalysisSpec(_Strict):
@@ -107,6 +109,12 @@ class AnalysisSpec(_Strict):
                               "generalise across patients")
     psi_min_effect: float = Field(0.05, gt=0, lt=1, description="smallest difference in variance explained "
                                   "(within feature level × pretraining) for 'Ψ explains the metric better than λ'")
+    paper1: bool = Field(False, description="add paper 1's own analysis to the report (every pair of configurations "
+                         "by an uncorrected Wilcoxon on per-image SSIM of the first seed's networks, |Cohen's d|), "
+                         "beside the network-level verdicts, and its published loss magnitudes beside the measured ones")
+    paper1_encoders: dict[Literal["imagenet", "medical"], str] = Field(
+        default_factory=lambda: {"imagenet": "imagenet"}, description="which pretraining (a factors.pretraining name) "
+        "plays paper 1's ImageNet and its medical VGG-19, for the published loss magnitudes")
 
     @field_validator("min_effect")
     @classmethod

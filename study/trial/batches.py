@@ -1,5 +1,5 @@
-"""A trial's data: the prepared splits (memory-mapped), random training patches on the network's [0, 1] scale, the
-training split on the accelerator where it fits, and the output-bias start."""
+"""A trial's data: the prepared splits (memory-mapped), training patches on the network's [0, 1] scale (random ones,
+or an epoch of paper 1's tiles), the training split on the accelerator where it fits, and the output-bias start."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from study.data.cache import patch_positions, sample_patches
+from study.data.cache import cut_patches, patch_positions, tile_order
 from study.data.ct import hu_to_unit
 from study.trial.evaluate import geometry
 
@@ -39,16 +39,30 @@ def load_splits(data_path: str, val_slices) -> Splits:
     return Splits(train_ld, train_fd, np.asarray(val_ld[keep]), np.asarray(val_fd[keep]), val_geometry, test_sets)
 
 
-def unit_batch(ld, fd, batch_size: int, patch_size: int, hu_range, generator, device="cpu"):
-    """A random batch of aligned (low-dose, full-dose) patches, normalised to the network's [0, 1] scale.
+def unit_patches(ld, fd, idx, ys, xs, patch_size: int, hu_range, device="cpu"):
+    """The aligned (low-dose, full-dose) patches at slices `idx`, corners (`ys`, `xs`), on the network's [0, 1] scale.
     `ld`, `fd` are arrays in HU, or tensors already in [0, 1] on the device (`device_split`): then the patches are
-    cut there and nothing crosses the bus (same positions from the same generator either way)."""
+    cut there and nothing crosses the bus."""
     if isinstance(ld, torch.Tensor):
-        idx, ys, xs = patch_positions(tuple(ld.shape), batch_size, patch_size, generator)
         cut = lambda t: torch.stack([t[i, y:y + patch_size, x:x + patch_size] for i, y, x in zip(idx, ys, xs)])[:, None]
         return cut(ld), cut(fd)
-    a, b = sample_patches(ld, fd, batch_size, patch_size, generator)
+    a, b = cut_patches(ld, fd, idx, ys, xs, patch_size)
     return torch.from_numpy(hu_to_unit(a, *hu_range)).to(device), torch.from_numpy(hu_to_unit(b, *hu_range)).to(device)
+
+
+def unit_batch(ld, fd, batch_size: int, patch_size: int, hu_range, generator, device="cpu"):
+    """A random batch of aligned patches (`unit_patches`; same positions from the same generator on host or device)."""
+    idx, ys, xs = patch_positions(tuple(ld.shape), batch_size, patch_size, generator)
+    return unit_patches(ld, fd, idx, ys, xs, patch_size, hu_range, device)
+
+
+def tiled_batches(ld, fd, batch_size: int, patch_size: int, hu_range, seed: int, epoch: int, device="cpu"):
+    """Epoch `epoch` of paper 1's tiled pass: every tile of every slice once (`study.data.cache.tile_order`, shuffled
+    by seed and epoch), in batches of `batch_size`, the last one short."""
+    order = tile_order(tuple(ld.shape), patch_size, seed, epoch)
+    for i in range(0, len(order), batch_size):
+        b = order[i:i + batch_size]
+        yield unit_patches(ld, fd, b[:, 0], b[:, 1], b[:, 2], patch_size, hu_range, device)
 
 
 def device_split(ld, fd, hu_range, device, max_bytes: int = 2 << 30):

@@ -60,7 +60,8 @@ def validate(model, splits, hu_range, device, window, names) -> dict:
     low, high = window.bounds
     pred = predict(model, splits.val_ld, hu_range, device)
     names = ["psnr", *[n for n in names if n != "psnr"]]
-    rows = [quality_metrics(p, r, low, high, names, **g) for p, r, g in zip(pred, splits.val_fd, splits.val_geometry)]
+    rows = [quality_metrics(p, r, low, high, names, bits=window.bits, **g)
+            for p, r, g in zip(pred, splits.val_fd, splits.val_geometry)]
     out = {f"val_{n}": mean([r.get(n) for r in rows]) for n in names}
     out["val_mse"] = float(np.mean((hu_to_unit(pred, *hu_range) - hu_to_unit(splits.val_fd, *hu_range)) ** 2))
     return out
@@ -76,12 +77,12 @@ def epoch_metrics(t, run, splits, raw: list, weighted: list, critic_sum, train_s
     val = validate(t.model, splits, tuple(spec.hu_range), t.device, spec.window, tr.val_metrics)
     metrics = {"epoch": run.epoch, "train_loss": sum(weighted), "pixel_loss": pix, "perceptual_loss": perc,
                "lam": run.lam, "psi": 0.0 if w_perc == 0 else w_perc / (pix + w_perc), **val,
-               "patches_per_s": tr.steps_per_epoch * tr.batch_size / train_s}
+               "patches_per_s": t.patches_per_epoch / train_s}
     shares = term_shares(dict(zip(t.names, weighted)), dict.fromkeys(t.names, 1.0))
     for n, u, w in zip(t.names, raw, weighted):  # every term unweighted, weighted and as its share of the total
         metrics.update({f"loss_{n}": u, f"wloss_{n}": w, f"share_{n}": shares[n]})
     if t.adv is not None:
-        metrics.update({"critic_loss": float(critic_sum) / tr.steps_per_epoch, "critic_steps": t.adv.steps})
+        metrics.update({"critic_loss": float(critic_sum) / t.steps_per_epoch, "critic_steps": t.adv.steps})
     if t.device.type == "cuda":
         metrics["peak_mem_mb"] = torch.cuda.max_memory_allocated(t.device) / 2**20
         if run.epoch == run.start and run.warning is None:
@@ -116,8 +117,9 @@ def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_e
         for k, (p, xi, ri) in enumerate(zip(pred, x, r)):
             m, g = metas[start + k], geo(start + k)
             row = {"image_id": m["image_id"], "patient": m["patient"], "block": m["block"], "test_set": name,
-                   **quality_metrics(p, ri, low, high, names, **g)}
-            row.update({f"input_{key}": v for key, v in quality_metrics(xi, ri, low, high, names, **g).items()})
+                   **quality_metrics(p, ri, low, high, names, bits=window.bits, **g)}
+            row.update({f"input_{key}": v
+                        for key, v in quality_metrics(xi, ri, low, high, names, bits=window.bits, **g).items()})
             rows.append(row)
             if len(examples) < n_examples:
                 examples[m["image_id"]] = (xi, p, ri)

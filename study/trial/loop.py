@@ -22,7 +22,8 @@ from study.losses.adversarial import WGANGP
 from study.losses.influence import HoldPsi, calibrate
 from study.losses.terms import perceptual_loss, weighted_pixel_loss
 from study.spec import BUILTIN_LOSSES
-from study.trial.batches import Splits, device_split, init_output, unit_batch
+from study.data.cache import n_tiles
+from study.trial.batches import Splits, device_split, init_output, tiled_batches, unit_batch
 from study.trial.checkpoint import load_checkpoint, restore
 from study.trial.spec import TrialSpec
 
@@ -59,6 +60,32 @@ class Trainer:
         tr = self.spec.training
         x, y = unit_batch(*self.src, tr.batch_size, tr.patch_size, tuple(self.spec.hu_range), generator, self.device)
         return x.contiguous(memory_format=self.fmt), y.contiguous(memory_format=self.fmt)
+
+    @property
+    def tiled(self) -> bool:
+        return self.spec.training.patches == "tiled"
+
+    @property
+    def patches_per_epoch(self) -> int:
+        """Training patches an epoch sees: every tile once (tiled), else steps_per_epoch × batch_size."""
+        tr = self.spec.training
+        return n_tiles(tuple(self.src[0].shape), tr.patch_size) if self.tiled else tr.steps_per_epoch * tr.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch: ceil(tiles / batch_size) for a tiled pass, else the spec's steps_per_epoch."""
+        tr = self.spec.training
+        return -(-self.patches_per_epoch // tr.batch_size) if self.tiled else tr.steps_per_epoch
+
+    def epoch_batches(self, epoch: int):
+        """The batches of epoch `epoch`: the tiled pass of that epoch (its own permutation, so a resumed trial goes
+        on with the next one), or `steps_per_epoch` random batches drawn from `rng` as they are used."""
+        tr, fmt = self.spec.training, self.fmt
+        if not self.tiled:
+            return (self.batch(self.rng) for _ in range(tr.steps_per_epoch))
+        batches = tiled_batches(*self.src, tr.batch_size, tr.patch_size, tuple(self.spec.hu_range), self.spec.seed,
+                                epoch, self.device)
+        return ((x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)) for x, y in batches)
 
 
 @dataclass
@@ -217,18 +244,22 @@ class PsiWindow:
 
 
 def train_epoch(t: Trainer, run: RunState) -> tuple[list[float], list[float], torch.Tensor, float]:
-    """Epoch `run.epoch`: `steps_per_epoch` steps. Returns the mean unweighted and weighted terms, the critic's summed
-    loss (a device tensor) and the seconds it took; `Diverged` where a mean is not finite."""
-    steps = t.spec.training.steps_per_epoch
+    """Epoch `run.epoch`: `t.steps_per_epoch` steps (`Trainer.epoch_batches`). Returns the mean unweighted and
+    weighted terms (means over patches: a short last batch counts by its size), the critic's summed loss (a device
+    tensor) and the seconds it took; `Diverged` where a mean is not finite."""
+    bs = t.spec.training.batch_size
     t.model.train()
     t0 = time.perf_counter()
     sums = torch.zeros(2, len(t.names), device=t.device, dtype=torch.float64)  # unweighted, weighted per term
     critic_sum = torch.zeros((), device=t.device, dtype=torch.float64)
     window = PsiWindow(run.hold, run.weights, t.n_pix) if run.hold is not None else None
-    for _ in range(steps):
-        values, critic_loss = step(t, *t.batch(t.rng), run.lam)
-        values = values.double()
-        sums += torch.stack((values, values * run.weights))
+    steps = 0.0  # full batches' worth of patches
+    for x, y in t.epoch_batches(run.epoch):
+        values, critic_loss = step(t, x, y, run.lam)
+        values, share = values.double(), len(x) / bs
+        pair = torch.stack((values, values * run.weights))
+        sums += pair if share == 1 else pair * share
+        steps += share
         critic_sum += critic_loss
         if window is not None and window.add(values):
             run.lam = run.hold.lam

@@ -77,3 +77,67 @@ def write_mayo_tree(root: Path, patients: list[str], n_slices=3, size=64, thickn
                     write_series(root / pid / f"{dose}_{th}{suffix[ker]}", vol, thickness=step, patient=pid,
                                  kernel=ker, seed=k)
     return root
+
+
+def write_authors_tree(root: Path, patients: list[str], n_slices=3, size=32, thickness=("1mm",), kernels=("B30", "D45"),
+                       pad=4, dtype=np.float64, seed=0) -> dict:
+    """Paper 1's preprocessed arrays: root/npy_img/<thickness> <kernel>/<patient>_<slice>_{input,target}.npy holding
+    (HU + 1024)/4096 (RED-CNN's prep.py), slice numbers zero-padded to `pad` digits. Returns {(patient, thickness,
+    kernel, slice): (quarter-dose HU, full-dose HU)}, the integer HU written, as float32."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for pid in patients:
+        for th in thickness:
+            for ker in kernels:
+                folder = root / "npy_img" / f"{th} {ker}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for s in range(n_slices):
+                    full = rng.integers(-1024, 2500, (size, size))
+                    quarter = np.clip(full + rng.integers(-60, 61, full.shape), -1024, 3071)
+                    for io, hu in (("input", quarter), ("target", full)):
+                        np.save(folder / f"{pid}_{s:0{pad}d}_{io}.npy", ((hu + 1024) / 4096).astype(dtype))
+                    written[pid, th, ker, s] = (quarter.astype(np.float32), full.astype(np.float32))
+    return written
+
+
+def _dose_pair(k: int, n_slices: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(quarter, full) HU volumes of patient number k: a phantom, and the phantom plus seeded noise."""
+    full = np.round(phantom_volume(n_slices, size, seed=100 * k))
+    return np.round(full + np.random.default_rng(k).normal(0, 30, full.shape)), full
+
+
+def write_aapm_release(root: Path, patients: list[str], n_slices=2, size=32, thickness=("1mm",), kernels=("B30", "D45"),
+                       zip_folder=False) -> dict:
+    """The AAPM challenge download: root/<th> <kernel>/[FD_<th>|QD_<th>/]<dose>_<th>[_sharp]/<patient>/<dose>_<th>
+    [_sharp]/ (e.g. `1mm B30/full_1mm/L067/full_1mm/`), both kernels and thicknesses of a patient at the same
+    positions. Returns {patient: (quarter HU, full HU)} as written (integers)."""
+    suffix = {"B30": "", "D45": "_sharp"}
+    written = {}
+    for k, pid in enumerate(patients):
+        written[pid] = _dose_pair(k, n_slices, size)
+        for th in thickness:
+            for ker in kernels:
+                for dose, vol in zip(("quarter", "full"), written[pid]):
+                    name = f"{dose}_{th}{suffix[ker]}"
+                    group = root / f"{th} {ker}" / (f"{'FD' if dose == 'full' else 'QD'}_{th}" if zip_folder else "")
+                    write_series(group / name / pid / name, vol, thickness=float(th.removesuffix("mm")), patient=pid,
+                                 kernel=ker, seed=k)
+    return written
+
+
+def write_tcia_release(root: Path, patients: list[str], n_slices=2, size=32, collection=True) -> dict:
+    """TCIA's LDCT-and-Projection-data as downloaded: [LDCT-and-Projection-data/]<patient>/<date>-NA-NA-<id>/
+    <n>.000000-Full Dose Images-<id>/ and …-Low Dose Images-…/, plus a projection series (not images, not DICOM
+    here) that a reader must leave alone. Returns {patient: (low HU, full HU)} as written (integers)."""
+    base = root / "LDCT-and-Projection-data" if collection else root
+    written = {}
+    for k, pid in enumerate(patients):
+        written[pid] = _dose_pair(k, n_slices, size)
+        study = base / pid / f"08-23-2018-NA-NA-{62308 + k}"
+        for n, (dose, vol) in enumerate(zip(("Low", "Full"), written[pid]), start=1):
+            write_series(study / f"{n}.000000-{dose} Dose Images-{33335 + 10 * k + n}", vol, thickness=1.0, patient=pid,
+                         kernel="B30", seed=k)
+        proj = base / pid / f"08-23-2018-NA-NA-{72308 + k}" / "1.000000-Full dose projections-24362"
+        proj.mkdir(parents=True)
+        (proj / "1-001.dcm").write_bytes(b"projection data, not an image")
+    return written

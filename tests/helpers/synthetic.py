@@ -59,12 +59,12 @@ def tables(*, n_images=30, seeds=(0, 1), effect=None, noise=0.5, net_sd=0.0, pat
     return pd.DataFrame(trials), pd.concat(images, ignore_index=True)
 
 
-def results_folder(root: Path, *, name="synthetic", **kw) -> Path:
-    """`tables(**kw)` written as a results folder."""
+def results_folder(root: Path, *, name="synthetic", spec: dict | None = None, **kw) -> Path:
+    """`tables(**kw)` written as a results folder; `spec` adds to (or overrides) its study.yaml (e.g. `analysis:`)."""
     trials, images = tables(**kw)
     out = root / name
     out.mkdir(parents=True)
     trials.to_parquet(out / "trials.parquet")
     images.to_parquet(out / "per_image.parquet")
-    (out / "study.yaml").write_text(yaml.safe_dump({"name": name, "metric_window": "abdomen"}))
+    (out / "study.yaml").write_text(yaml.safe_dump({"name": name, "metric_window": "abdomen", **(spec or {})}))
     return out
