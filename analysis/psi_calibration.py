@@ -55,3 +55,19 @@ def lam_three_ways(trials: pd.DataFrame) -> pd.DataFrame:
     out = start.merge(conv[PAIR + ["psi_target", "lam_converged"]], on=PAIR + ["psi_target"], how="left")
     out["ratio"] = out["lam_converged"] / out["lam_start"].replace(0, np.nan)
     return out[cols]
+
+
+def lam_section(trials: pd.DataFrame, out) -> list[str]:
+    """The report's "λ for a target Ψ, three ways" (stats/psi_calibration.csv); [] without Ψ-target trials."""
+    from analysis.markdown import md_table
+
+    table = lam_three_ways(trials)
+    if table.empty:
+        return []
+    table.to_csv(out / "stats" / "psi_calibration.csv", index=False)
+    return ["", "## λ for a target Ψ, three ways", "",
+            "`lam_start`: the λ each Ψ-target trial calibrated on its network at the start of training (median over "
+            "seeds); `lam_end`: the λ it ended at (differs only under `hold-psi`); `lam_converged`: λ = Ψ/(1 − Ψ) · "
+            "L_MSE / L_P from the last-epoch magnitudes of the finished fixed-λ trials of the same feature level and "
+            "pretraining (paper 1's calibration; empty without such trials). `ratio` = converged / start: how far "
+            "apart the untrained-network and the converged calibration are.", "", md_table(table), ""]

@@ -22,6 +22,7 @@ from analysis.markdown import md_table
 from analysis.methods import methods_text, window_phrase
 from analysis.network_section import network_section
 from analysis.paper1_section import pairs_section, published_section
+from analysis.psi_calibration import lam_section
 from analysis.sections import metric_section, power_section
 
 
@@ -176,6 +177,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     seeds = sorted(trials["seed"].unique().tolist())
     lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known)]
     lines += perceptual_influence_section(trials, out)
+    lines += lam_section(trials, out)  # analysis.psi_calibration
     lines += published_section(spec, trials, out)  # analysis.paper1
     conv = still_improving(results_dir, trials, min_effect)
     improving = improving_configurations(conv) if len(conv) else {}

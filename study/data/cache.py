@@ -225,6 +225,11 @@ def tiled_steps(spec: DataSpec, patch_size: int, batch_size: int,
         where = "the prepared data"
     elif spec.source == "phantom":
         shape, where = (spec.n_train, spec.size, spec.size), f"the spec: {spec.n_train} phantom slices of {spec.size}²"
+    elif spec.source == "mayo" and spec.root and Path(spec.root).is_dir():
+        from study.data.mayo import train_shape
+
+        shape = train_shape(spec)
+        where = f"the data: {shape[0]} training slices of {shape[1]}×{shape[2]} under {spec.root}"
     else:
         return None, f"from the data ({spec.source} slices are counted when the data are prepared)"
     tiles = n_tiles(shape, patch_size)

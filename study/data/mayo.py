@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from study.data.pairs import pairs_from_series
 from study.errors import StudyError
 from study.spec import DataSpec
@@ -230,3 +232,27 @@ def mayo(spec: DataSpec):
     grid = None if layout.variant == "tcia" else max(float(t.removesuffix("mm")) for t in spec.thickness)
     for split, _pid, tag, low, full in FOLDERS[layout.variant](spec):
         yield from pairs_from_series(split, low, full, spec, tag, grid)
+
+
+def train_shape(spec: DataSpec) -> tuple[int, int, int]:
+    """(training slices, rows, columns) of the Mayo data under the root, counted without reading any pixel data:
+    files listed, one header (or one .npy header) read. For the dry run's tiled steps per epoch."""
+    train = set(spec.patient_splits()["train"])
+    layout = resolve_layout(spec)
+    if layout.variant == "authors":
+        from study.data.mayo_authors import index_folder
+
+        base = authors_base(Path(spec.root))
+        files = [s["target"] for th in spec.thickness for ker in spec.kernel
+                 for pid, slices in index_folder(base / f"{th} {ker}", th, ker).items() if pid in train
+                 for s in slices.values()]
+        rows, cols = np.load(files[0], mmap_mode="r").shape[-2:] if files else (0, 0)
+        return len(files), int(rows), int(cols)
+    import pydicom
+
+    files = [f for split, _pid, _tag, _low, full in FOLDERS[layout.variant](spec) if split == "train"
+             for f in sorted(full.iterdir()) if f.is_file()]
+    if not files:
+        return 0, 0, 0
+    head = pydicom.dcmread(files[0], stop_before_pixels=True)
+    return len(files), int(head.Rows), int(head.Columns)

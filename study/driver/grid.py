@@ -35,6 +35,8 @@ class Trial:
     seed: int
     psi_target: Optional[float] = None
     loss: Optional[str] = None  # a level of the `loss` factor (None: paper 1's MSE + λ·perceptual)
+    lam_converged: Optional[float] = None  # Ψ target, psi_calibration: converged: λ from the pilot's magnitudes
+    pilot_keys: tuple = ()  # psi_pilot: self: the run keys of this study's fixed-λ trials the λ comes from
     run_key: str = ""
     config: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -53,6 +55,10 @@ class Trial:
             f["psi_target"] = self.psi_target
         if self.loss is not None:  # likewise for studies without a loss factor
             f["loss"] = self.loss
+        if self.lam_converged is not None:
+            f["lam_converged"] = self.lam_converged
+        if self.pilot_keys:
+            f["lam_from"] = list(self.pilot_keys)
         return f
 
 
@@ -76,7 +82,8 @@ def _training_key(spec: StudySpec) -> dict:
     return {k: v for k, v in spec.training.model_dump().items()
             if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
             and not (k == "amp" and not v) and not (k == "patches" and not tiled)
-            and not (k == "steps_per_epoch" and tiled)}
+            and not (k == "steps_per_epoch" and tiled) and k != "psi_pilot"  # its λ values are keyed instead
+            and not (k == "psi_calibration" and v == "start")}
 
 
 def _window_key(spec: StudySpec) -> dict:

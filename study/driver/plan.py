@@ -3,7 +3,7 @@ pure-function input of `study.trial`). Reads nothing but the spec and the weight
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from study.data.cache import data_id as make_data_id, tiled_steps
-from study.driver.grid import Trial, expand
+from study.driver.grid import Trial, expand, keyed
 from study.encoders.cache import encoder_key
+from study.errors import StudyError
 from study.spec import StudySpec
 from study.store.results import STATES, trial_dir, trial_state
 from study.trial.spec import TrialSpec
@@ -33,8 +34,10 @@ class Plan:
         return {t.run_key: trial_state(trial_dir(self.out, t.run_key)) for t in self.trials}
 
     def rows(self) -> list[dict]:
-        return [{"run_key": t.run_key, "configuration": t.configuration, "psi_target": None, **t.factors()}
-                for t in self.trials]
+        """One row per trial for grid.json and the tables: run key, configuration and factors (the run keys a Ψ
+        trial takes its λ from stay in its config, not in the tables)."""
+        return [{"run_key": t.run_key, "configuration": t.configuration, "psi_target": None,
+                 **{k: v for k, v in t.factors().items() if k != "lam_from"}} for t in self.trials]
 
 
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
@@ -45,7 +48,76 @@ def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_
         not f.loss or any(spec.loss(name).perceptual for name in f.loss))
     used = sorted(set(spec.factors.pretraining)) if needs_encoder else []
     keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights) for name in used}
-    return Plan(spec, out, expand(spec, did, keys), did, keys)
+    trials = expand(spec, did, keys)
+    if spec.training.psi_calibration == "converged":
+        trials = _with_converged_lams(spec, trials, did, keys)
+    return Plan(spec, out, trials, did, keys)
+
+
+def _with_converged_lams(spec: StudySpec, trials: list[Trial], data_id: str, keys: dict) -> list[Trial]:
+    """Ψ-target trials calibrated as paper 1 did, from the last-epoch magnitudes of finished fixed-λ trials of the
+    same feature level and pretraining: a pilot folder's (λ known now, and keyed) or, with `psi_pilot: self`, this
+    study's own (keyed by their run keys; λ read when they have finished, see `converged_lam`)."""
+    if spec.training.psi_pilot == "self":
+        return [keyed(spec, replace(t, pilot_keys=_pilot_keys(trials, t)), data_id, keys)
+                if t.psi_target is not None else t for t in trials]
+    pilot = Path(spec.training.psi_pilot)
+    lams = _converged_table(_read_trials(pilot), sorted(set(spec.factors.psi_target)))
+    out = []
+    for t in trials:
+        if t.psi_target is not None:
+            lam = lams.get((t.feature_level, t.pretraining, t.psi_target))
+            if lam is None:
+                raise StudyError(f"training.psi_pilot {pilot}: no finished fixed-λ trial of {t.feature_level} · "
+                                 f"{t.pretraining} to calibrate Ψ={t.psi_target:g} from")
+            t = keyed(spec, replace(t, lam_converged=float(lam)), data_id, keys)
+        out.append(t)
+    return out
+
+
+def _pilot_keys(trials: list[Trial], t: Trial) -> tuple:
+    keys = tuple(sorted(o.run_key for o in trials if o.psi_target is None and (o.lam or 0) > 0 and o.loss == t.loss
+                        and (o.feature_level, o.pretraining) == (t.feature_level, t.pretraining)))
+    if not keys:
+        raise StudyError(f"training.psi_pilot: self needs fixed-λ trials (λ > 0) of {t.feature_level} · "
+                         f"{t.pretraining} in factors.lam to calibrate Ψ={t.psi_target:g} from")
+    return keys
+
+
+def _read_trials(pilot: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(pilot / "trials.parquet")
+    except (OSError, ValueError) as err:
+        raise StudyError(f"training.psi_pilot {pilot}: no readable trials.parquet ({type(err).__name__})") from None
+
+
+def _converged_table(trials, targets: list[float]) -> dict:
+    from analysis.psi_calibration import converged_lams
+
+    table = converged_lams(trials, targets)
+    return {(r.feature_level, r.pretraining, r.psi_target): r.lam_converged for r in table.itertuples()}
+
+
+def converged_lam(p: "Plan", t: Trial) -> Optional[float]:
+    """λ of a `psi_pilot: self` trial from its pilot trials' records; None until they have finished."""
+    import pandas as pd
+
+    from study.store.results import read_record
+
+    by_key = {o.run_key: o for o in p.trials}
+    rows = []
+    for key in t.pilot_keys:
+        rec = read_record(trial_dir(p.out, key)) or {}
+        if rec.get("status") == "finished":
+            o = by_key[key]
+            rows.append({"status": "finished", "feature_level": o.feature_level, "pretraining": o.pretraining,
+                         "lam": o.lam, "psi_target": None, "pixel_loss": rec.get("pixel_loss"),
+                         "perceptual_loss": rec.get("perceptual_loss")})
+    if not rows:
+        return None
+    return _converged_table(pd.DataFrame(rows), [t.psi_target]).get((t.feature_level, t.pretraining, t.psi_target))
 
 
 TABLE_ROWS = 60  # a dry run of a huge grid prints its head and tail, not 10⁵ rows
@@ -94,6 +166,7 @@ def trial_spec(p: Plan, t: Trial, data, encoders: dict) -> TrialSpec:
             encoder_id=p.encoder_keys.get(t.pretraining), encoder_sha256=enc_sha,
             encoder_input=_input_mode(s, t.pretraining) if not t.is_baseline else "none",
             example_images=s.tracking.example_images, gpu_fraction=s.resources.gpu, loss=t.loss,
+            lam_converged=converged_lam(p, t) if t.pilot_keys else t.lam_converged,
             loss_spec=s.loss(t.loss) if t.loss is not None else None, metrics=list(s.metrics))
 
 

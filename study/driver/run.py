@@ -69,7 +69,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     with progress_bar(console) as prog:
         live = _Live(p, todo, tracker, prog, console)
         clock["trials_started"] = time.time()
-        get_backend(backend or spec.backend).run(todo, live.events(), opts)
+        _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
         clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
@@ -102,6 +102,26 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     write_json(p.out / "timings.json", {"n_trials_run": len(todo), "slots": opts.max_concurrent, **clock})
     console.print(f"{int((trials_df['status'] == 'finished').sum())}/{len(trials_df)} trials finished, {n_failed} failed → {p.out}")
     return p
+
+
+def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "_Live", data, encoders) -> None:
+    """Run the trials; Ψ-target trials calibrated from this study's own fixed-λ trials (`psi_pilot: self`) in a
+    second phase, once those have finished (a pilot that failed fails its Ψ trials, with the reason)."""
+    from study.trial.execute import record_lost
+
+    pilots = {t.run_key for t in p.trials if t.pilot_keys}
+    backend.run([s for s in todo if s.run_key not in pilots], live.events(), opts)
+    later = [trial_spec(p, t, data, encoders) for t in p.trials if t.run_key in pilots
+             and t.run_key in {s.run_key for s in todo}]
+    ready = [s for s in later if s.lam_converged is not None]
+    for s in later:
+        if s.lam_converged is None:
+            reason = (f"psi_pilot: self: no finished fixed-λ trial of {s.feature_level} · {s.pretraining} "
+                      f"to calibrate Ψ={s.psi_target:g} from")
+            live.on_done(s.run_key, record_lost(s, reason) or {"status": "failed", "error": reason})
+    if ready:
+        live.by_key.update({s.run_key: s for s in ready})  # their MLflow params name the λ found
+        backend.run(ready, live.events(), opts)
 
 
 class _Live:
@@ -191,7 +211,11 @@ def run_one_trial(spec: StudySpec, output, run_key: str, console: Console) -> di
         console.print(f"trial {run_key} already finished: skipped")
         return rec
     data, encoders = prepare(p, console)
-    rec = execute(trial_spec(p, trial, data, encoders), retries=spec.resources.retries)
+    ts = trial_spec(p, trial, data, encoders)
+    if trial.pilot_keys and ts.lam_converged is None:
+        raise StudyError(f"trial {run_key} (Ψ={trial.psi_target:g}, psi_pilot: self) needs its fixed-λ pilot trials "
+                         f"finished first ({', '.join(trial.pilot_keys)}); run them, then this one")
+    rec = execute(ts, retries=spec.resources.retries)
     console.print(f"trial {run_key} ({trial.configuration} · seed {trial.seed}): {rec['status']}"
                   + (f" — {rec['error']}" if rec.get("error") else ""))
     return rec

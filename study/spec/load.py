@@ -61,7 +61,11 @@ def parse_spec(raw: dict, source: str = "<spec>", *, check_paths: bool = True) -
         encoders[name] = enc
     data_update = {key: resolve(getattr(spec.data, key), f"data.{key}", key == "root")
                    for key in ("root", "manifest") if getattr(spec.data, key)}
-    return spec.model_copy(update={"encoders": encoders, "data": spec.data.model_copy(update=data_update)})
+    update = {"encoders": encoders, "data": spec.data.model_copy(update=data_update)}
+    if spec.training.psi_pilot and spec.training.psi_pilot != "self":
+        pilot = resolve(spec.training.psi_pilot, "training.psi_pilot", True)
+        update["training"] = spec.training.model_copy(update={"psi_pilot": pilot})
+    return spec.model_copy(update=update)
 
 
 def load_spec(path: str | Path, *, check_paths: bool = True) -> StudySpec:

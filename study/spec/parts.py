@@ -200,6 +200,13 @@ class TrainingSpec(_Strict):
     calibration_steps: int = Field(0, ge=0, description="pixel-only warm-up steps before λ is calibrated")
     calibration_batches: int = Field(4, ge=1, description="batches over which the loss magnitudes are measured")
     hold_every: int = Field(10, ge=1, description="hold-psi: steps between λ updates")
+    psi_calibration: Literal["start", "converged"] = Field(
+        "start", description="Ψ-target trials: λ measured on the network at the start of training (start), or, as "
+        "paper 1 did, λ = Ψ/(1−Ψ)·L_MSE/L_P from the last-epoch magnitudes of the finished fixed-λ trials of the "
+        "same feature level and pretraining (converged): those of `psi_pilot`")
+    psi_pilot: Optional[str] = Field(None, description="psi_calibration: converged: `self` (this study's own fixed-λ "
+                                     "trials, which then run first) or a finished results folder (`study calibrate "
+                                     "DIR` shows its λ)")
     threads: int = Field(1, ge=1, description="torch CPU threads per trial")
     amp: bool = Field(False, description="CUDA: bf16 autocast for the forward passes (ignored on CPU)")
     channels_last: bool = Field(True, description="CUDA: channels-last memory format (ignored on CPU)")
@@ -209,6 +216,12 @@ class TrainingSpec(_Strict):
         default_factory=lambda: ["psnr"], description="validation metrics logged every epoch as val_<name> (the best "
         "epoch is still chosen by val_psnr); the CT-specific ones need phantom data")
 
+
+    @model_validator(mode="after")
+    def _pilot(self):
+        if self.psi_calibration == "converged" and not self.psi_pilot:
+            raise ValueError("psi_calibration: converged needs psi_pilot: a finished results folder")
+        return self
 
 class CriticSpec(_Strict):
     """The WGAN-GP critic of an adversarial term (WGAN-VGG's architecture, study.losses.adversarial)."""

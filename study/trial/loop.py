@@ -206,6 +206,9 @@ def start(t: Trainer, checkpoint: Path) -> RunState:
         restore(t, ck)
         run.start, run.history, run.best, run.best_score = ck["epoch"] + 1, ck["history"], ck["best"], ck["best_score"]
         run.lam, run.calibration = ck.get("lam", run.lam), ck.get("calibration")  # older checkpoints: no λ
+    elif spec.psi_target is not None and spec.lam_converged is not None:  # paper 1's calibration, by the driver
+        run.calibration = {"lam": spec.lam_converged, "psi_target": spec.psi_target, "source": "converged"}
+        run.lam = spec.lam_converged
     elif spec.psi_target is not None:
         run.calibration = calibrate_lam(t)
         run.lam = run.calibration["lam"]

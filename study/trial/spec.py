@@ -39,6 +39,7 @@ class TrialSpec:
     loss: Optional[str] = None  # the `loss` factor's level; None = paper 1's MSE + λ·perceptual
     loss_spec: Optional[LossSpec] = None  # the LossSpec of `loss`: pixel terms, perceptual, adversarial, critic
     metrics: list = field(default_factory=lambda: list(METRICS))  # test metrics per image
+    lam_converged: Optional[float] = None  # Ψ target with psi_calibration: converged: λ from the pilot's magnitudes
 
     def factors(self) -> dict:
         f = {"feature_level": self.feature_level, "pretraining": self.pretraining, "lam": self.lam,
@@ -55,5 +56,7 @@ class TrialSpec:
                 v = v.model_dump(mode="json")
             elif isinstance(v, (list, tuple)):
                 v = list(v)
+            elif f.name == "lam_converged" and v is None:
+                continue  # absent unless used: records and MLflow params of other trials stay as they were
             out[f.name] = v
         return out

@@ -204,3 +204,18 @@ def test_layout_is_for_mayo_only_and_unset_it_is_auto():
         DataSpec(layout="authors")
     with pytest.raises(ValidationError):
         DataSpec(source="mayo", root="x", layout="npy")
+
+
+def test_tiled_steps_of_a_mayo_root_are_counted_from_its_files(tmp_path):
+    """The dry run's steps per epoch of a tiled pass, before any data are prepared: files listed, one header read."""
+    from study.data.cache import tiled_steps
+
+    root = write_mayo_tree(tmp_path / "mayo", PATIENTS, n_slices=2, size=64, kernels=("B30",))
+    spec = _spec(root, thickness=["1mm"], kernel=["B30"])
+    train = len(spec.patient_splits()["train"])
+    steps, where = tiled_steps(spec, 16, 5)
+    assert f"{2 * train} training slices of 64×64" in where and steps == -(-(2 * train * 9) // 5)  # 3 × 3 tiles
+    authors = tmp_path / "authors"
+    write_authors_tree(authors, PATIENTS, n_slices=3, size=32, kernels=("B30",))
+    steps, where = tiled_steps(_spec(authors, thickness=["1mm"], kernel=["B30"]), 16, 4)
+    assert f"{3 * train} training slices of 32×32" in where and steps == -(-(3 * train * 1) // 4)  # corners 0 only

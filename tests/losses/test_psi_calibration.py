@@ -54,3 +54,49 @@ def test_calibrate_command_reads_a_finished_results_folder(tmp_path):
     empty.mkdir()
     res = CliRunner().invoke(app, ["calibrate", str(empty)])
     assert res.exit_code == 2 and "trials.parquet" in res.output
+
+
+@pytest.mark.slow
+def test_psi_trials_calibrated_from_a_pilots_converged_magnitudes(tmp_path):
+    from helpers import tiny_spec, write_spec
+
+    from study.driver.plan import plan
+    from study.errors import StudyError
+    from study.spec import load_spec
+
+    pilot = write_spec(tmp_path, tiny_spec(tmp_path, name="pilot", factors={"lam": [0.1]}), "pilot.yaml")
+    assert CliRunner().invoke(app, ["run", str(pilot)]).exit_code == 0
+    magnitudes = pd.read_parquet(tmp_path / "pilot" / "trials.parquet").iloc[0]
+    expected = 0.9 / 0.1 * magnitudes["pixel_loss"] / magnitudes["perceptual_loss"]
+
+    raw = tiny_spec(tmp_path, name="psi", factors={"lam": [0], "psi_target": [0.9]},
+                    training={"psi_calibration": "converged", "psi_pilot": "pilot"})
+    path = write_spec(tmp_path, raw, "psi.yaml")
+    res = CliRunner().invoke(app, ["run", str(path)])
+    assert res.exit_code == 0, res.output
+    trials = pd.read_parquet(tmp_path / "psi" / "trials.parquet").set_index("configuration")
+    assert trials.loc["block1_conv2 · random · Ψ=0.9", "lam_calibrated"] == pytest.approx(expected, rel=1e-12)
+    # the λ is part of the run key; calibrating at the start of training is another trial
+    start = plan(load_spec(write_spec(tmp_path, {**raw, "training": {**raw["training"], "psi_calibration": "start",
+                                                                     "psi_pilot": None}}, "start.yaml")))
+    assert trials.loc["block1_conv2 · random · Ψ=0.9", "run_key"] not in {t.run_key for t in start.trials}
+    # a pilot without the pair's fixed-λ trials is a one-line error naming it
+    other = {**raw, "factors": {**raw["factors"], "feature_level": ["block2_conv1"]}}
+    with pytest.raises(StudyError, match="block2_conv1 · random"):
+        plan(load_spec(write_spec(tmp_path, other, "other.yaml")))
+
+
+@pytest.mark.slow
+def test_psi_pilot_self_runs_the_fixed_lambda_trials_first_and_calibrates_from_them(tmp_path):
+    from helpers import tiny_spec, write_spec
+
+    raw = tiny_spec(tmp_path, name="selfpilot", factors={"lam": [0, 0.1], "psi_target": [0.9]},
+                    training={"psi_calibration": "converged", "psi_pilot": "self"})
+    res = CliRunner().invoke(app, ["run", str(write_spec(tmp_path, raw))])
+    assert res.exit_code == 0, res.output
+    trials = pd.read_parquet(tmp_path / "selfpilot" / "trials.parquet").set_index("configuration")
+    pilot = trials.loc["block1_conv2 · random · λ=0.1"]
+    expected = 0.9 / 0.1 * pilot["pixel_loss"] / pilot["perceptual_loss"]
+    assert trials.loc["block1_conv2 · random · Ψ=0.9", "lam_calibrated"] == pytest.approx(expected, rel=1e-12)
+    report = (tmp_path / "selfpilot" / "report" / "report.md").read_text()
+    assert "## λ for a target Ψ, three ways" in report

@@ -73,7 +73,7 @@ def test_paper_grid_dry_run_needs_neither_data_nor_weights(tmp_path):
 
     res = CliRunner().invoke(app, ["run", str(REPO / "experiments" / "perceptual_grid.yaml"), "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "1925 trials (385 configurations × 5 seeds)" in res.output.replace("\n", " ")
+    assert "2165 trials (433 configurations × 5 seeds)" in res.output.replace("\n", " ")
     with pytest.raises(StudyError, match="not found"):  # a real run does need them
         load_spec(REPO / "experiments" / "perceptual_grid.yaml")
 
