@@ -105,13 +105,13 @@ def _error_text(trial) -> str | None:
 
 def _lost(spec, trial, error: str | None) -> dict | None:
     """The failed record of a trial whose Ray worker was lost: written to the trial folder (reason and Ray's text)."""
-    from study.trial.execute import record_lost
+    from study.trial.execute import record_failure
 
     lines = [ln for ln in (error or "").strip().splitlines() if ln.strip()]
     last = lines[-1].strip()[:300] if lines else "no result and no error from Ray"
     tries = getattr(trial, "num_failures", 0)
     reason = f"Ray worker lost after {tries} failure(s), no retry left: {last}"
-    return record_lost(spec, reason, error)
+    return record_failure(spec, reason, error)
 
 
 def run(specs, events: Events, options: Options) -> None:

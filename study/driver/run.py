@@ -107,18 +107,18 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
 def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "_Live", data, encoders) -> None:
     """Run the trials; Ψ-target trials calibrated from this study's own fixed-λ trials (`psi_pilot: self`) in a
     second phase, once those have finished (a pilot that failed fails its Ψ trials, with the reason)."""
-    from study.trial.execute import record_lost
+    from study.trial.execute import record_failure
 
-    pilots = {t.run_key for t in p.trials if t.pilot_keys}
-    backend.run([s for s in todo if s.run_key not in pilots], live.events(), opts)
-    later = [trial_spec(p, t, data, encoders) for t in p.trials if t.run_key in pilots
-             and t.run_key in {s.run_key for s in todo}]
+    later_keys = {t.run_key for t in p.trials if t.pilot_keys}
+    backend.run([s for s in todo if s.run_key not in later_keys], live.events(), opts)
+    pending = {s.run_key for s in todo} & later_keys
+    later = [trial_spec(p, t, data, encoders) for t in p.trials if t.run_key in pending]
     ready = [s for s in later if s.lam_converged is not None]
     for s in later:
         if s.lam_converged is None:
             reason = (f"psi_pilot: self: no finished fixed-λ trial of {s.feature_level} · {s.pretraining} "
                       f"to calibrate Ψ={s.psi_target:g} from")
-            live.on_done(s.run_key, record_lost(s, reason) or {"status": "failed", "error": reason})
+            live.on_done(s.run_key, record_failure(s, reason) or {"status": "failed", "error": reason})
     if ready:
         live.by_key.update({s.run_key: s for s in ready})  # their MLflow params name the λ found
         backend.run(ready, live.events(), opts)

@@ -96,10 +96,11 @@ def _close(out: Path, record: dict) -> dict:
     return record
 
 
-def record_lost(spec: TrialSpec, reason: str, details: Optional[str] = None) -> Optional[dict]:
-    """A trial whose process died with no retry left (a lost Ray worker): recorded as failed, with `reason` and the
-    backend's full error text kept in the trial folder (`worker_error.txt`), so the study, its tables and its exit
-    code say so and a rerun retries it. Returns the record; the existing one if the trial wrote its own; None if a
+def record_failure(spec: TrialSpec, reason: str, details: Optional[str] = None) -> Optional[dict]:
+    """A trial that failed without writing its own record — its process died with no retry left (a lost Ray worker),
+    or it could not start (a Ψ trial whose pilots failed): recorded as failed, with `reason` and any backend error
+    text kept in the trial folder (`worker_error.txt`), so the study, its tables and its exit code say so and a rerun
+    retries it. Returns the record; the existing one if the trial wrote its own; None if a
     live process still holds the trial (it will write its own record)."""
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
