@@ -144,7 +144,8 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
     metrics = metrics or [m for m in HIGHER_IS_BETTER if m in per_image and per_image[m].notna().any()]
     for m in metrics:
         if m not in per_image:
-            raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (have {sorted(HIGHER_IS_BETTER)})")
+            have = sorted(c for c in HIGHER_IS_BETTER if c in per_image and per_image[c].notna().any())
+            raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (it has {', '.join(have)})")
     from study.store.locks import file_lock
 
     final = results_dir / "report"

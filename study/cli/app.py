@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import sys
+from enum import Enum
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,6 +18,55 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Ablation studies of perceptual-loss design for low-dose CT denoising.")
 console = Console()
 err_console = Console(stderr=True)
+
+
+class Backend(str, Enum):
+    """Where `study run` runs trials."""
+    ray = "ray"
+    local = "local"
+
+
+class State(str, Enum):
+    """A trial's state (study.store.results.STATES)."""
+    finished = "finished"
+    running = "running"
+    failed = "failed"
+    pending = "pending"
+
+
+class SubmitMode(str, Enum):
+    """How `study submit` uses SLURM."""
+    ray = "ray"
+    array = "array"
+
+
+class PretrainMethod(str, Enum):
+    rotnet = "rotnet"
+    supervised = "supervised"
+
+
+class InputMode(str, Enum):
+    """How a VGG encoder sees a gray image in [0, 1]."""
+    x255 = "x255"
+    unit = "unit"
+    imagenet = "imagenet"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"study {version('study')}")
+        except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+            console.print("study (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+                                                        help="print the version and exit")) -> None:
+    """Ablation studies of perceptual-loss design for low-dose CT denoising."""
 
 
 def user_errors(fn):

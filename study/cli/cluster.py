@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from study.cli.app import user_errors, app, console
+from study.cli.app import SubmitMode, app, console, user_errors
 from study.errors import StudyError
 
 
@@ -22,7 +22,8 @@ from study.errors import StudyError
 def submit(
     study: Path = typer.Argument(..., help="study spec (YAML)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: results/<name>)"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="ray (one allocation, a Ray cluster) | array (a job array)"),
+    mode: Optional[SubmitMode] = typer.Option(None, "--mode", help="ray: one allocation running a Ray cluster; "
+                                                                   "array: a job array (default: the spec's)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the sbatch script(s); submit nothing"),
     partition: Optional[str] = typer.Option(None, "--partition", "-p"),
     account: Optional[str] = typer.Option(None, "--account", "-A"),
@@ -41,7 +42,7 @@ def submit(
     from study.driver.submit import submit_study, with_overrides
 
     spec = load_spec(study, check_paths=not dry_run)
-    spec = with_overrides(spec, {"mode": mode, "partition": partition, "account": account, "time": time_limit,
+    spec = with_overrides(spec, {"mode": mode.value if mode else None, "partition": partition, "account": account, "time": time_limit,
                                  "nodes": nodes, "gpus_per_node": gpus_per_node, "cpus_per_node": cpus_per_node,
                                  "mem": mem, "qos": qos, "constraint": constraint, "throttle": throttle,
                                  "extra": extra or []})

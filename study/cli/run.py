@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from study.cli.app import app, console, user_errors
+from study.cli.app import Backend, State, app, console, user_errors
 from study.errors import StudyError
 
 
@@ -17,7 +17,7 @@ from study.errors import StudyError
 def run(
     study: Path = typer.Argument(..., help="study spec (YAML)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="results folder (default: results/<name>)"),
-    backend: Optional[str] = typer.Option(None, help="ray | local (default: the spec's, ray)"),
+    backend: Optional[Backend] = typer.Option(None, help="where trials run (default: the spec's, ray)"),
     resume: bool = typer.Option(False, "--resume", help="continue a started study in the results folder"),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
@@ -30,9 +30,7 @@ def run(
     from study.driver.run import run_study
 
     spec = load_spec(study, check_paths=not dry_run)
-    if backend is not None and backend not in ("ray", "local"):
-        raise StudyError(f"--backend: unknown backend {backend!r}; use 'ray' or 'local'")
-    p = run_study(spec, output=output, backend=backend, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
+    p = run_study(spec, output=output, backend=backend.value if backend else None, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
                   console=console, spec_text=study.read_text(), run_trials=not report_only,
                   wait=wait)
     if not dry_run and any(s == "failed" for s in p.states().values()):
@@ -44,7 +42,7 @@ def run(
 def report(
     results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
     metric: Optional[List[str]] = typer.Option(None, "--metric", help="metric(s) to report (default: all)"),
-    power: bool = typer.Option(False, "--power", help="add test images needed for 80%% power per comparison"),
+    power: bool = typer.Option(False, "--power", help="add test images needed for 80% power per comparison"),
     power_effect: Optional[float] = typer.Option(None, "--power-effect",
                                                  help="effect to detect, in metric units (default: the observed one)"),
 ):
@@ -67,6 +65,8 @@ def report(
 def status(
     results_dir: Path = typer.Argument(..., help="results folder of `study run`"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    state: Optional[State] = typer.Option(None, "--state", help="list only the trials in this state (the counts, "
+                                                                "trial time and ETA stay the study's)"),
 ):
     """Finished / running / failed / pending per trial, failed trials with their errors, trial-hours, ETA."""
     from rich.table import Table
@@ -74,6 +74,8 @@ def status(
     from study.driver.status import eta_text, summarize, used_text
 
     info = summarize(results_dir)
+    if state is not None:
+        info["trials"] = [r for r in info["trials"] if r["state"] == state.value]
     if as_json:
         console.print_json(json.dumps(info, default=str))
         return

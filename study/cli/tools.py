@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from study.cli.app import app, console, user_errors
+from study.cli.app import InputMode, PretrainMethod, app, console, user_errors
 from study.errors import StudyError
 
 
@@ -40,13 +40,14 @@ def pretrain(
     dataset: str = typer.Argument(..., help="a folder of images (<class>/<image> for supervised), 'natural' or a "
                                             "folder of CT DICOM/PNG slices"),
     output: Path = typer.Option(..., "--output", "-o", help="weights file to write (.pt)"),
-    method: str = typer.Option("rotnet", "--method", help="rotnet (self-supervised) | supervised (class folders)"),
+    method: PretrainMethod = typer.Option(PretrainMethod.rotnet, "--method",
+                                          help="rotnet (self-supervised) or supervised (class folders)"),
     steps: int = typer.Option(200, "--steps", min=1),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     lr: float = typer.Option(1e-4, "--lr"),
     patch: int = typer.Option(64, "--patch", min=16),
     seed: int = typer.Option(0, "--seed"),
-    input_mode: str = typer.Option("x255", "--input", help="encoder input mapping: x255 | unit | imagenet"),
+    input_mode: InputMode = typer.Option(InputMode.x255, "--input", help="encoder input mapping"),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri",
                                                help="MLflow store (default: sqlite:///<output folder>/mlflow.db)"),
     no_tracking: bool = typer.Option(False, "--no-tracking"),
@@ -56,14 +57,11 @@ def pretrain(
 
     from study.progress import progress_bar
 
-    from study.encoders.vgg import INPUT_MODES, save_weights
+    from study.encoders.vgg import save_weights
     from study.encoders.pretrain import folder_images, natural_images
     from study.encoders.pretrain import pretrain as run_pretrain
 
-    if method not in ("rotnet", "supervised"):
-        raise StudyError(f"--method: unknown method {method!r}; use rotnet or supervised")
-    if input_mode not in INPUT_MODES:
-        raise StudyError(f"--input: unknown mode {input_mode!r}; use one of {', '.join(INPUT_MODES)}")
+    method, input_mode = method.value, input_mode.value
     if dataset == "natural":
         if method == "supervised":
             raise StudyError("dataset 'natural' has no labels: use --method rotnet")

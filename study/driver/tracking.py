@@ -10,6 +10,7 @@ results folder, see `study.store.locks.driver_lock`); the schema is created once
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -93,6 +94,16 @@ def _experiment(client, uri: str, name: str, location: str | None):
     return exp
 
 
+@functools.lru_cache(maxsize=1)
+def _source_tags() -> dict:
+    """MLflow's standard source tags: the git commit (without a "-dirty" mark; the `git_commit` param keeps it);
+    looked up once per driver."""
+    from study.store.provenance import git_commit
+
+    commit = git_commit()
+    return {} if commit == "unknown" else {"mlflow.source.git.commit": commit.removesuffix("-dirty")}
+
+
 def _log_params(client, run_id: str, params: dict) -> None:
     """Nested params, flattened, in batches of 100 (MLflow's limit per call)."""
     from mlflow.entities import Param
@@ -144,7 +155,8 @@ class Tracker:
             return run_id
         run = self.client.create_run(self.experiment_id, run_name=study_name,
                                      tags={"study.role": "parent", "study.id": self.study_id,
-                                           "study.results_dir": self.results_dir, "study.name": study_name})
+                                           "study.results_dir": self.results_dir, "study.name": study_name,
+                                           **_source_tags()})
         self._log_params(run.info.run_id, params)
         return run.info.run_id
 
@@ -172,7 +184,8 @@ class Tracker:
         else:
             run = self.client.create_run(self.experiment_id, run_name=name or run_key,
                                          tags={"mlflow.parentRunId": self.parent_id, "run_key": run_key,
-                                               "study.id": self.study_id, "study.results_dir": self.results_dir})
+                                               "study.id": self.study_id, "study.results_dir": self.results_dir,
+                                               **_source_tags()})
             run_id = run.info.run_id
             self._logged[run_key] = set()
             if params:
@@ -264,7 +277,7 @@ def log_pretraining(uri: str, experiment: str, params: dict, history: list[tuple
     client = MlflowClient(tracking_uri=uri)
     location = (Path(weights).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
     exp_id = _experiment(client, uri, experiment, location).experiment_id
-    run = client.create_run(exp_id, run_name=Path(weights).stem, tags={"study.role": "pretrain"})
+    run = client.create_run(exp_id, run_name=Path(weights).stem, tags={"study.role": "pretrain", **_source_tags()})
     rid = run.info.run_id
     now = int(time.time() * 1000)
     metrics = [Metric(name, float(v), now, step) for step, loss, acc in history for name, v in (("loss", loss), ("accuracy", acc))]

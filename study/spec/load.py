@@ -23,14 +23,47 @@ def _short(value) -> str:
     return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + f"… ({len(text)} characters)"
 
 
-def _describe(err: ValidationError) -> str:
-    e = err.errors()[0]
+MAX_ERRORS = 5  # problems of one spec listed in its one-line error
+
+
+def _vocabulary() -> list[str]:
+    """Every field name of the spec's models (for "did you mean")."""
+    from pydantic import BaseModel
+
+    names, todo, seen = set(), [StudySpec], set()
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            names.add(name)
+            for arg in (info.annotation, *getattr(info.annotation, "__args__", ())):
+                for inner in (arg, *getattr(arg, "__args__", ())):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel):
+                        todo.append(inner)
+    return sorted(names)
+
+
+def _one(e: dict) -> str:
     loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after")) or "(top level)"
     msg = e["msg"].removeprefix("Value error, ")
     value = e.get("input")
     shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
-    more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
-    return f"field '{loc}': {msg}{shown}{more}"
+    if e.get("type") == "extra_forbidden":
+        from difflib import get_close_matches
+
+        close = get_close_matches(str(e["loc"][-1]), _vocabulary(), n=1, cutoff=0.75)
+        shown += f" (did you mean {close[0]!r}?)" if close else ""
+    return f"field '{loc}': {msg}{shown}"
+
+
+def _describe(err: ValidationError) -> str:
+    """Every problem of a spec (up to MAX_ERRORS) on one line, each naming its field and value."""
+    errors = err.errors()
+    parts = [_one(e) for e in errors[:MAX_ERRORS]]
+    more = f"; and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
+    return "; ".join(parts) + more
 
 
 def parse_spec(raw: dict, source: str = "<spec>", *, check_paths: bool = True) -> StudySpec:

@@ -95,6 +95,9 @@ def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     assert (children["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]).all()
     assert children["metrics.psnr"].notna().all() and children["metrics.final_psi"].notna().all()
     assert children["params.encoder_sha256"].notna().any() and children["params.git_commit"].notna().all()
+    # MLflow's standard source tag carries the same commit (issue #18: it was only a param)
+    commits = children["params.git_commit"].str.removesuffix("-dirty")
+    assert (children["tags.mlflow.source.git.commit"] == commits).all()
     client = mlflow.MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     child = children.iloc[0]["run_id"]
     assert len(client.get_metric_history(child, "pixel_loss")) == 2  # one point per epoch
