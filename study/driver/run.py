@@ -11,10 +11,9 @@ import time
 from typing import Optional
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
 
 from study.driver.plan import Plan, plan, print_table, trial_spec, trial_specs
+from study.driver.live import Live
 from study.driver.prepare import prepare, progress_bar, start_folder
 from study.errors import StudyError
 from study.spec import StudySpec
@@ -67,16 +66,23 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
                    storage=str(p.out / "ray"), retries=spec.resources.retries)
     with progress_bar(console) as prog:
-        live = _Live(p, todo, tracker, prog, console)
+        live = Live(p, todo, tracker, prog, console, params=_params)
         clock["trials_started"] = time.time()
-        _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
+        try:
+            _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
+        finally:
+            live.close()
         clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
         from study.driver.refine import refine
 
         with progress_bar(console) as prog:
-            table = refine(p, data, encoders, _Live(p, [], tracker, prog, console, label="refinement"))
+            live = Live(p, [], tracker, prog, console, label="refinement", params=_params)
+            try:
+                table = refine(p, data, encoders, live)
+            finally:
+                live.close()
         console.print(f"refinement: {len(table)} Optuna trials in {p.out / 'search.parquet'}")
     names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
     if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
@@ -104,7 +110,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     return p
 
 
-def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "_Live", data, encoders) -> None:
+def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "Live", data, encoders) -> None:
     """Run the trials; Ψ-target trials calibrated from this study's own fixed-λ trials (`psi_pilot: self`) in a
     second phase, once those have finished (a pilot that failed fails its Ψ trials, with the reason)."""
     from study.trial.execute import record_failure
@@ -122,56 +128,6 @@ def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "_Live", da
     if ready:
         live.by_key.update({s.run_key: s for s in ready})  # their MLflow params name the λ found
         backend.run(ready, live.events(), opts)
-
-
-class _Live:
-    """The driver's view of running trials: the progress line and the MLflow runs, fed by the backend's events.
-    Counts are sets of run keys, so a trial that the backend starts again (a retry) is counted once."""
-
-    def __init__(self, p: Plan, todo: list[TrialSpec], tracker, prog: Progress, console: Console,
-                 label: str = "trials"):
-        self.p, self.by_key, self.tracker, self.prog, self.console = p, {s.run_key: s for s in todo}, tracker, prog, console
-        self.names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
-        self.label, self.task = label, prog.add_task(label, total=len(todo))
-        self.running, self.done, self.failed = set(), set(), set()
-        self.describe()
-
-    def events(self):
-        from study.backends import Events
-
-        return Events(self.on_start, self.on_epoch, self.on_done)
-
-    def describe(self) -> None:
-        self.prog.update(self.task, completed=len(self.done | self.failed),
-                         description=f"{self.label}: {len(self.done)} done · {len(self.running)} running · "
-                                     f"{len(self.failed)} failed")
-
-    def add(self, spec: TrialSpec, name: str) -> None:
-        """A trial known only once it is sampled (the Optuna refinement): its spec (MLflow params) and run name."""
-        self.by_key[spec.run_key] = spec
-        self.names.setdefault(spec.run_key, name)
-        self.prog.update(self.task, total=len(self.by_key))
-
-    def on_start(self, key: str) -> None:
-        self.running.add(key)
-        self.failed.discard(key)
-        if self.tracker:
-            self.tracker.trial_run(key, self.names.get(key, key), _params(self.by_key[key]), start=True)
-        self.describe()
-
-    def on_epoch(self, key: str, epoch: int, metrics: dict) -> None:
-        if self.tracker:
-            self.tracker.log_epoch(key, epoch, metrics)
-
-    def on_done(self, key: str, record: dict) -> None:
-        self.running.discard(key)
-        (self.done if record.get("status") == "finished" else self.failed).add(key)
-        if record.get("status") != "finished":
-            self.console.print(f"[red]trial {key} failed:[/red] {escape(str(record.get('error')))}")
-        if self.tracker:
-            self.tracker.trial_run(key, self.names.get(key, key))
-            self.tracker.finish(key, record, trial_dir(self.p.out, key))
-        self.describe()
 
 
 def _params(spec: TrialSpec) -> dict:
