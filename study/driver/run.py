@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from rich.console import Console
 
@@ -65,32 +66,19 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     todo = [s for s in specs if s.run_key in todo_keys]
     opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
                    storage=str(p.out / "ray"), retries=spec.resources.retries)
-    with progress_bar(console) as prog:
-        live = Live(p, todo, tracker, prog, console, params=_params)
+    with _live(p, todo, tracker, console) as live:
         clock["trials_started"] = time.time()
-        try:
-            _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
-        finally:
-            live.close()
+        _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
         clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
         from study.driver.refine import refine
 
-        with progress_bar(console) as prog:
-            live = Live(p, [], tracker, prog, console, label="refinement", params=_params)
-            try:
-                table = refine(p, data, encoders, live)
-            finally:
-                live.close()
+        with _live(p, [], tracker, console, label="refinement") as live:
+            table = refine(p, data, encoders, live)
         console.print(f"refinement: {len(table)} Optuna trials in {p.out / 'search.parquet'}")
-    names = {t.run_key: f"{t.configuration} · seed {t.seed}" for t in p.trials}
-    if tracker:  # trials whose record exists but whose run was not closed (e.g. the driver was killed)
-        for t in p.trials:
-            rec = read_record(trial_dir(p.out, t.run_key))
-            if rec is not None:
-                tracker.trial_run(t.run_key, names[t.run_key])
-                tracker.finish(t.run_key, rec, trial_dir(p.out, t.run_key))
+    if tracker:
+        _close_runs(p, tracker)
     trials_df, _ = write_tables(p.out, p.rows())
     if write_report:
         from analysis.report import write_report
@@ -108,6 +96,26 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     write_json(p.out / "timings.json", {"n_trials_run": len(todo), "slots": opts.max_concurrent, **clock})
     console.print(f"{int((trials_df['status'] == 'finished').sum())}/{len(trials_df)} trials finished, {n_failed} failed → {p.out}")
     return p
+
+
+@contextmanager
+def _live(p: Plan, todo: list[TrialSpec], tracker, console: Console, label: str = "trials") -> Iterator[Live]:
+    """A progress bar and the `Live` view fed by the backend's events, its heartbeat stopped however the run ends."""
+    with progress_bar(console) as prog:
+        live = Live(p, todo, tracker, prog, console, label=label, params=_params)
+        try:
+            yield live
+        finally:
+            live.close()
+
+
+def _close_runs(p: Plan, tracker) -> None:
+    """MLflow runs of trials whose record exists but whose run was not closed (e.g. the driver was killed)."""
+    for t in p.trials:
+        rec = read_record(trial_dir(p.out, t.run_key))
+        if rec is not None:
+            tracker.trial_run(t.run_key, f"{t.configuration} · seed {t.seed}")
+            tracker.finish(t.run_key, rec, trial_dir(p.out, t.run_key))
 
 
 def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "Live", data, encoders) -> None:

@@ -10,7 +10,6 @@ results folder, see `study.store.locks.driver_lock`); the schema is created once
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sqlite3
@@ -94,10 +93,9 @@ def _experiment(client, uri: str, name: str, location: str | None):
     return exp
 
 
-@functools.lru_cache(maxsize=1)
 def _source_tags() -> dict:
-    """MLflow's standard source tags: the git commit (without a "-dirty" mark; the `git_commit` param keeps it);
-    looked up once per driver."""
+    """MLflow's standard source tags: the git commit (without a "-dirty" mark; the `git_commit` param keeps it;
+    `git_commit` is looked up once per process)."""
     from study.store.provenance import git_commit
 
     commit = git_commit()

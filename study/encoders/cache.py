@@ -8,7 +8,6 @@ The materialised file's tensor hash (`weights_id`) is recorded beside it in ever
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable, Optional
@@ -16,14 +15,7 @@ from typing import Callable, Optional
 from study.spec import EncoderSpec
 from study.errors import StudyError
 from study.driver.grid import short_hash
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from study.store.provenance import file_sha256
 
 
 def _dataset_id(enc: EncoderSpec, data_id: str) -> str:
@@ -53,7 +45,7 @@ def encoder_key(enc: EncoderSpec, data_id: str, *, allow_missing: bool = False) 
             raise StudyError(f"encoder weights file not found: {path}")
         if not allow_missing:  # every weights file readable as VGG-19 weights before anything is written
             vgg19_state(str(path))
-        return _file_sha(path)[:16]
+        return file_sha256(path)[:16]
     if enc.source == "random":
         return short_hash({"source": "random", "seed": enc.seed})
     recipe = enc.model_dump(exclude={"path", "dataset"})

@@ -6,21 +6,13 @@ convolution's input channels are reversed so that the converted encoder takes RG
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from study.encoders.keras_read import CONV_CHANNELS, CONV_NAMES, conv_index, read_keras_vgg19
 from study.errors import StudyError
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from study.store.provenance import file_sha256
 
 
 # ---------------------------------------------------------------------------------------------------- reading

@@ -1,8 +1,9 @@
-"""What a run records about where it came from: git commit and package versions."""
+"""What a run records about where it came from: git commit, package versions, and the sha256 of input files."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -34,3 +35,12 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks (weights files are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
