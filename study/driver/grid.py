@@ -80,7 +80,7 @@ def _training_key(spec: StudySpec) -> dict:
     patches), so that keys written before them stay what they were."""
     tiled = spec.training.patches == "tiled"
     return {k: v for k, v in spec.training.model_dump().items()
-            if k not in ("threads", "device", "channels_last", "compile", "val_metrics")
+            if k not in ("threads", "device", "channels_last", "compile", "val_metrics", "keep_checkpoint")
             and not (k == "amp" and not v) and not (k == "patches" and not tiled)
             and not (k == "steps_per_epoch" and tiled) and k != "psi_pilot"  # its λ values are keyed instead
             and not (k == "psi_calibration" and v == "start")}

@@ -252,6 +252,8 @@ class Tracker:
         for name in ("per_image.parquet", "examples.png", "history.json", "result.json"):
             if (Path(folder) / name).is_file():
                 self.client.log_artifact(run_id, str(Path(folder) / name))
+        if (Path(folder) / "model.pt").is_file():  # the trial's selected model (study.trial.model_file.load_model)
+            self.client.log_artifact(run_id, str(Path(folder) / "model.pt"), artifact_path="model")
         self.client.set_terminated(run_id, "FINISHED" if record["status"] == "finished" else "FAILED")
 
     def log_report(self, report_dir: Path) -> None:

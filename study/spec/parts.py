@@ -212,6 +212,9 @@ class TrainingSpec(_Strict):
     channels_last: bool = Field(True, description="CUDA: channels-last memory format (ignored on CPU)")
     compile: bool = Field(False, description="torch.compile the denoiser (pays a compile per trial)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    keep_checkpoint: bool = Field(False, description="keep each finished trial's resume checkpoint (model, Adam state, "
+                                  "the best weights: about 4× model.pt) beside model.pt; by default only model.pt, the "
+                                  "selected weights, stays")
     val_metrics: list[MetricName] = Field(
         default_factory=lambda: ["psnr"], description="validation metrics logged every epoch as val_<name> (the best "
         "epoch is still chosen by val_psnr); the CT-specific ones need phantom data")

@@ -1,7 +1,8 @@
 """Run one trial and write its folder; the same code behind every backend (local, Ray, SLURM).
 
-Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after each epoch, then
-`per_image.parquet`, `history.json`, `examples.png` and, last, `result.json` (status finished or failed).
+Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after each epoch, then `model.pt` (the
+selected weights), `per_image.parquet`, `history.json`, `examples.png` and, last, `result.json` (status finished or
+failed); the checkpoint of a finished trial is then removed unless `training.keep_checkpoint`.
 A trial that raises is retried (see `execute`) and then recorded as failed with its reason; the study goes on.
 `events.log` keeps one JSON line per start, retry and end: the audit trail that exactly-once checks read.
 """
@@ -76,7 +77,10 @@ def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = N
                 if isinstance(err, Diverged) or attempt == retries:
                     break
                 log_event(out, "retry", error=record["error"][:300])
-        return _close(out, record)
+        record = _close(out, record)
+        if record["status"] == "finished" and not spec.training.keep_checkpoint:
+            (out / "checkpoint.pt").unlink(missing_ok=True)  # model.pt holds the selected weights
+        return record
 
 
 def _base(spec: TrialSpec) -> dict:

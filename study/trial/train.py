@@ -2,7 +2,9 @@
 weights, test on full slices. A pure function of its `TrialSpec`; no Ray, MLflow or SLURM imports.
 
 A checkpoint is written to `spec.out_dir/checkpoint.pt` after every epoch and picked up again if the trial is
-restarted, so a killed or preempted trial continues from its last finished epoch.
+restarted, so a killed or preempted trial continues from its last finished epoch. The selected weights alone go to
+`model.pt` (`study.trial.model_file`) before testing; the checkpoint is removed once the record is written
+(`study.trial.execute`), unless `training.keep_checkpoint`.
 
 The pieces: `study.trial.loop` (set-up, one step, one epoch, the hold-Ψ window), `study.trial.evaluate` (the
 epoch's report, validation, test metrics, examples, summary), `study.trial.checkpoint` (save and resume).
@@ -21,6 +23,7 @@ from study.trial.checkpoint import save_checkpoint
 from study.trial.evaluate import (EPOCH_METRICS, epoch_metrics, is_epoch_metric, means_over_tests, measure_tests,
                                   summarise)
 from study.trial.loop import Diverged, RunState, Trainer, setup, start, train_epoch
+from study.trial.model_file import save_model
 from study.trial.spec import TrialSpec
 
 __all__ = ["EPOCH_METRICS", "Diverged", "TrialResult", "TrialSpec", "device_split", "init_output", "is_epoch_metric",
@@ -61,6 +64,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
             on_epoch(epoch, metrics)
 
     t.model.load_state_dict(run.best["model"])
+    save_model(out_dir, spec, run.best)
     per_image, examples = measure_tests(t.model, spec, splits, t.device)
     summary = summarise(run, means_over_tests(per_image, splits.test_sets), t.names, t.device, time.time() - t0)
     return TrialResult(summary=summary, per_image=per_image, history=run.history, examples=examples)

@@ -30,4 +30,4 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_trial_restarts(tmp_path, ga
     assert len(events) == 1 and events[0]["moved_to"] == aside[0].name
     trials = pd.read_parquet(out / "trials.parquet")
     assert (trials["status"] == "finished").all()
-    assert (folder / "checkpoint.pt").is_file()  # the new run's own checkpoint
+    assert (folder / "model.pt").is_file() and not (folder / "checkpoint.pt").exists()  # retrained, then pruned
