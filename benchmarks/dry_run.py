@@ -18,7 +18,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import tiny_spec  # noqa: E402
+from helpers import tiny_spec  # noqa: E402
 from results_md import command, table, write_section  # noqa: E402
 
 GRIDS = [(1_000, 1), (10_000, 3), (50_000, 3)]  # (λ values, seeds)

@@ -65,8 +65,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main_options(version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
-                                                        help="print the version and exit")) -> None:
+                                                        help="print the version and exit"),
+                  verbose: bool = typer.Option(False, "--verbose", help="keep the INFO lines and notices of MLflow "
+                                               "and Ray (hidden by default; their warnings always show)")) -> None:
     """Ablation studies of perceptual-loss design for low-dose CT denoising."""
+    from study.logs import quiet_libraries
+
+    quiet_libraries(verbose)
 
 
 def user_errors(fn):

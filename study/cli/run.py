@@ -20,19 +20,23 @@ def run(
     backend: Optional[Backend] = typer.Option(None, help="where trials run (default: the spec's, ray)"),
     resume: bool = typer.Option(False, "--resume", help="continue a started study in the results folder"),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="trials at once"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="print the trial table and count; run nothing"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="check the inputs, print the trials (by factor for a large "
+                                 "grid), their count and an estimate of trial-hours and disk; run nothing"),
+    all_rows: bool = typer.Option(False, "--all", help="with --dry-run: list every trial, also of a large grid"),
     report_only: bool = typer.Option(False, "--report-only",
                                      help="run no trial: collect the trial folders into tables, MLflow and the report"),
     wait: bool = typer.Option(False, "--wait", help="if another driver is running this study, wait for it to end"),
 ):
     """Run every trial not yet finished, then write the report."""
-    from study.spec import load_spec
+    from study.driver.interrupt import sigterm_exits
     from study.driver.run import run_study
+    from study.spec import load_spec
 
-    spec = load_spec(study, check_paths=not dry_run)
-    p = run_study(spec, output=output, backend=backend.value if backend else None, max_concurrent=max_concurrent, resume=resume, dry_run=dry_run,
-                  console=console, spec_text=study.read_text(), run_trials=not report_only,
-                  wait=wait)
+    spec = load_spec(study, check_paths=False)  # missing paths: run_study's preflight lists all of them at once
+    with sigterm_exits():  # a job's SIGTERM still flushes MLflow and marks running trials KILLED
+        p = run_study(spec, output=output, backend=backend.value if backend else None, max_concurrent=max_concurrent,
+                      resume=resume, dry_run=dry_run, console=console, spec_text=study.read_text(),
+                      run_trials=not report_only, wait=wait, all_rows=all_rows)
     if not dry_run and any(s == "failed" for s in p.states().values()):
         raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
 

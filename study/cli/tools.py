@@ -81,7 +81,7 @@ def pretrain(
     wid = save_weights(sd, meta, output)
     meta["weights_id"] = wid
     if not no_tracking:
-        from study.driver.tracking import log_pretraining
+        from study.driver.tracking_pretrain import log_pretraining
 
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output.resolve().parent / 'mlflow.db'}"
         log_pretraining(uri, "pretrain", {"method": method, "dataset": str(dataset), "steps": steps,

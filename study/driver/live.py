@@ -1,5 +1,5 @@
 """What the driver shows and logs while trials run: the progress bar, plain lines and a heartbeat when stdout is not
-a terminal, and the MLflow runs (through the tracker), all fed by the backend's events."""
+a terminal, and the MLflow runs (through a `TrackingWriter`, off the callbacks), all fed by the backend's events."""
 
 from __future__ import annotations
 
@@ -44,8 +44,21 @@ class Live:
             threading.Thread(target=self._heartbeat, args=(every,), daemon=True).start()
         self.describe()
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
+        """Stop the heartbeat and write what MLflow has not got yet (`tracker` is a `TrackingWriter`); interrupted:
+        the runs of trials still running, and the parent, end KILLED."""
         self._stop.set()
+        if self.tracker is None:
+            return
+        if interrupted:
+            self.tracker.kill(sorted(self.running))
+        if self.tracker.pending():
+            self.console.print(f"MLflow: writing {self.tracker.pending()} queued update(s) …", markup=False)
+        self.tracker.close()
+        if self.tracker.failed:
+            self.console.print(f"warning: {self.tracker.failed} MLflow write(s) failed (first: "
+                               f"{self.tracker.first_error}); the trial folders have everything, and the next "
+                               "`study run` brings MLflow up to date", markup=False)
 
     def _heartbeat(self, every: float) -> None:
         while not self._stop.wait(every):

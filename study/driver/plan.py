@@ -41,32 +41,49 @@ class Plan:
 
 
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
+    """The study's trials. `allow_missing_weights` (a dry run): missing inputs — weights files, a Ψ pilot folder —
+    do not stop it; their trials get provisional run keys (`study.driver.preflight` lists what is missing)."""
     out = spec.output_dir(output)
     did = make_data_id(spec.data)
-    f = spec.factors
-    needs_encoder = (any(v > 0 for v in f.lam) or bool(f.psi_target)) and (
-        not f.loss or any(spec.loss(name).perceptual for name in f.loss))
-    used = sorted(set(spec.factors.pretraining)) if needs_encoder else []
-    keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights) for name in used}
+    keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights)
+            for name in used_encoders(spec)}
     trials = expand(spec, did, keys)
     if spec.training.psi_calibration == "converged":
-        trials = _with_converged_lams(spec, trials, did, keys)
+        trials = _with_converged_lams(spec, trials, did, keys, allow_missing_weights)
     return Plan(spec, out, trials, did, keys)
 
 
-def _with_converged_lams(spec: StudySpec, trials: list[Trial], data_id: str, keys: dict) -> list[Trial]:
+def used_encoders(spec: StudySpec) -> list[str]:
+    """The `pretraining` levels whose encoders the trials load: none where no trial has a perceptual term."""
+    f = spec.factors
+    needs_encoder = (any(v > 0 for v in f.lam) or bool(f.psi_target)) and (
+        not f.loss or any(spec.loss(name).perceptual for name in f.loss))
+    return sorted(set(f.pretraining)) if needs_encoder else []
+
+
+def _with_converged_lams(spec: StudySpec, trials: list[Trial], data_id: str, keys: dict,
+                         allow_missing: bool = False) -> list[Trial]:
     """Ψ-target trials calibrated as paper 1 did, from the last-epoch magnitudes of finished fixed-λ trials of the
     same feature level and pretraining: a pilot folder's (λ known now, and keyed) or, with `psi_pilot: self`, this
-    study's own (keyed by their run keys; λ read when they have finished, see `converged_lam`)."""
+    study's own (keyed by their run keys; λ read when they have finished, see `converged_lam`). `allow_missing`
+    (a dry run): a pilot folder that is missing, or lacks a pair, leaves those Ψ trials without their λ."""
     if spec.training.psi_pilot == "self":
         return [keyed(spec, replace(t, pilot_keys=_pilot_keys(trials, t)), data_id, keys)
                 if t.psi_target is not None else t for t in trials]
     pilot = Path(spec.training.psi_pilot)
-    lams = _converged_table(_read_trials(pilot), sorted(set(spec.factors.psi_target)))
+    try:
+        lams = _converged_table(_read_trials(pilot), sorted(set(spec.factors.psi_target)))
+    except StudyError:
+        if allow_missing:
+            return trials
+        raise
     out = []
     for t in trials:
         if t.psi_target is not None:
             lam = lams.get((t.feature_level, t.pretraining, t.psi_target))
+            if lam is None and allow_missing:
+                out.append(t)
+                continue
             if lam is None:
                 raise StudyError(f"training.psi_pilot {pilot}: no finished fixed-λ trial of {t.feature_level} · "
                                  f"{t.pretraining} to calibrate Ψ={t.psi_target:g} from")
@@ -120,32 +137,82 @@ def converged_lam(p: "Plan", t: Trial) -> Optional[float]:
     return _converged_table(pd.DataFrame(rows), [t.psi_target]).get((t.feature_level, t.pretraining, t.psi_target))
 
 
-TABLE_ROWS = 60  # a dry run of a huge grid prints its head and tail, not 10⁵ rows
+TABLE_ROWS = 60  # a dry run of a larger grid prints its trials by factor (`--all`: every row)
+FACTOR_LEVELS = 24  # levels of one factor listed by name in that summary (the first and the last ones beyond)
 
 
-def print_table(p: Plan, console: Console) -> None:
+def print_table(p: Plan, console: Console, *, all_rows: bool = False) -> dict[str, str]:
+    """The dry run's view of the plan: every trial (grids up to TABLE_ROWS, or `all_rows`) or the trials by factor,
+    then the count by state and, for tiled patches, the steps per epoch. Returns the states (run key → state)."""
     states = p.states()
-    table = Table(title=f"study '{escape(p.spec.name)}' → {escape(str(p.out))}")
-    # the configuration label names every factor (loss, feature level, pretraining, λ/Ψ); it wraps, never cut
-    for col in ("#", "configuration", "seed", "run_key", "state"):
-        table.add_column(col, no_wrap=col in ("#", "run_key"), overflow="fold")
-    n = len(p.trials)
-    shown = range(n) if n <= TABLE_ROWS else [*range(TABLE_ROWS - 10), None, *range(n - 10, n)]
-    for i in shown:
-        if i is None:
-            table.add_row("…", f"{n - TABLE_ROWS:,} more trials", "", "", "")
-            continue
-        t = p.trials[i]
-        table.add_row(str(i), escape(t.configuration), str(t.seed), t.run_key, states[t.run_key])
-    console.print(table)
+    if len(p.trials) <= TABLE_ROWS or all_rows:
+        _print_rows(p, console, states)
+    else:
+        _print_by_factor(p, console)
     counts = {s: list(states.values()).count(s) for s in STATES}
     console.print(f"{len(p.trials)} trials ({len(set(t.configuration for t in p.trials))} configurations × "
                   f"{len(p.spec.factors.seed)} seeds): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     tr = p.spec.training
     if tr.patches == "tiled":  # steps per epoch come from the data, not from training.steps_per_epoch
-        steps, where = tiled_steps(p.spec.data, tr.patch_size, tr.batch_size, p.out / "data" / f"data-{p.data_id}")
+        steps, where = steps_per_epoch(p)
         text = where if steps is None else f"{steps} steps per epoch ({where})"
         console.print(f"tiled patches: {escape(text)}, {tr.epochs} epochs")
+    return states
+
+
+def steps_per_epoch(p: Plan) -> tuple[Optional[int], str]:
+    """Optimiser steps per epoch and where the number comes from: training.steps_per_epoch for random patches; for
+    tiled ones the prepared data, the spec (phantoms) or the data under data.root (None where unknown)."""
+    tr = p.spec.training
+    if tr.patches != "tiled":
+        return tr.steps_per_epoch, "training.steps_per_epoch"
+    try:
+        return tiled_steps(p.spec.data, tr.patch_size, tr.batch_size, p.out / "data" / f"data-{p.data_id}")
+    except StudyError as err:  # data under data.root that cannot be read: the preflight says what is wrong
+        return None, f"unknown: {err}"
+
+
+def _print_rows(p: Plan, console: Console, states: dict[str, str]) -> None:
+    table = Table(title=f"study '{escape(p.spec.name)}' → {escape(str(p.out))}")
+    # the configuration label names every factor (loss, feature level, pretraining, λ/Ψ); it wraps, never cut
+    for col in ("#", "configuration", "seed", "run_key", "state"):
+        table.add_column(col, no_wrap=col in ("#", "run_key"), overflow="fold")
+    for i, t in enumerate(p.trials):
+        table.add_row(str(i), escape(t.configuration), str(t.seed), t.run_key, states[t.run_key])
+    console.print(table)
+
+
+def _print_by_factor(p: Plan, console: Console) -> None:
+    """Trials per level of each factor (pixel-only baselines count as `none`), instead of a row per trial."""
+    console.print(f"study '{escape(p.spec.name)}' → {escape(str(p.out))}: {len(p.trials):,} trials, more than "
+                  f"{TABLE_ROWS}: by factor (`--all` lists every trial)", highlight=False, soft_wrap=True)
+    for name, counts in factor_counts(p).items():
+        items = [f"{escape(level)} {n:,}" for level, n in counts.items()]
+        if len(items) > FACTOR_LEVELS:  # e.g. a λ grid of 10⁴ values: its first and last levels
+            items = [*items[:FACTOR_LEVELS - 4], f"… {len(items) - FACTOR_LEVELS + 1:,} more levels …", *items[-3:]]
+        console.print(f"  {name}: " + " · ".join(items), highlight=False, soft_wrap=True)
+
+
+def factor_counts(p: Plan) -> dict[str, dict[str, int]]:
+    """factor → level → number of trials, levels in the spec's order; `none` (baselines) and `—` (a factor that
+    does not apply to a trial, e.g. psi_target of a fixed-λ trial, or λ of a Ψ-target trial) last."""
+    f = p.spec.factors
+    names = ["loss"] * bool(f.loss) + ["feature_level", "pretraining", "lam"] + ["psi_target"] * bool(f.psi_target)
+    out = {}
+    for name in [*names, "seed"]:
+        order = {_level(v): i for i, v in enumerate(getattr(f, name))}
+        counts: dict[str, int] = {}
+        for t in p.trials:
+            level = _level(getattr(t, name))
+            counts[level] = counts.get(level, 0) + 1
+        out[name] = dict(sorted(counts.items(), key=lambda kv: (kv[0] not in order, order.get(kv[0], 0), kv[0])))
+    return out
+
+
+def _level(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def trial_specs(p: Plan, data, encoders: dict) -> list[TrialSpec]:

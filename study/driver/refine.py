@@ -23,6 +23,7 @@ import pandas as pd
 from study.backends import Events
 from study.driver.grid import Trial, refinement_trial
 from study.driver.plan import Plan, trial_spec
+from study.errors import StudyError
 from study.store.results import collect, read_record, trial_dir, write_parquet
 
 PHASE = ("study.phase", "refine")  # the MLflow tag of a refinement trial's child run
@@ -87,7 +88,7 @@ class _Phase:
 
     def tag(self, key: str) -> None:
         if self.tracker and key not in self.grid:
-            self.tracker.client.set_tag(self.tracker.trial_run(key), *PHASE)
+            self.tracker.tag_run(key, *PHASE)
 
     def on_start(self, key: str) -> None:
         if key not in self.settled:
@@ -195,9 +196,21 @@ def _rows(points: _Points, name: str, trials: list) -> list[dict]:
     return rows
 
 
+def require_optuna() -> None:
+    """`search:` needs optuna, which is an extra (`study[search]`): where it is missing, one line, before anything
+    runs."""
+    from importlib import import_module
+
+    try:
+        import_module("optuna")
+    except ImportError:
+        raise StudyError("search: needs optuna: pip install 'study[search]'") from None
+
+
 def refine(p: Plan, data, encoders, live=None) -> pd.DataFrame:
     """Run what is left of each (feature level, pretraining) budget; write and return the table of all refinement
     trials. `live`: the driver's view of running trials (`events()`, `add(spec, name)`, `tracker`), or None."""
+    require_optuna()
     import optuna
 
     from study.backends.ray import ensure_ray

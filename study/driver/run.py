@@ -25,20 +25,29 @@ from study.trial.train import TrialSpec
 def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, max_concurrent: Optional[int] = None,
               resume: bool = False, dry_run: bool = False, console: Optional[Console] = None,
               spec_text: Optional[str] = None, write_report: bool = True, run_trials: bool = True,
-              wait: bool = False) -> Plan:
+              wait: bool = False, all_rows: bool = False) -> Plan:
     """Run what is not finished, then tables, MLflow and report. `run_trials=False` only collects (the last job
     of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders.
 
     One driver per results folder: a second one exits naming the holder (host, pid), or with `wait` waits for it."""
+    from study.driver.preflight import end_dry_run, preflight, stop_on
     from study.store.locks import driver_lock
 
     console = console or Console()
+    problems = preflight(spec, output)  # every missing input at once, before anything is written
+    if not dry_run:
+        stop_on(problems, console)
     p = plan(spec, output, allow_missing_weights=dry_run)
     if dry_run:
-        print_table(p, console)
+        states = print_table(p, console, all_rows=all_rows)  # every trial, or by factor for a large grid
+        end_dry_run(p, console, problems, states)  # the estimate, then the problems (exit code 2)
         return p
     if spec.search and (backend or spec.backend) != "ray":
         raise StudyError("search: the Optuna refinement runs through Ray Tune; use backend: ray")
+    if spec.search and run_trials:  # the refinement needs the `search` extra: say so before the grid runs
+        from study.driver.refine import require_optuna
+
+        require_optuna()
     if resume and not (p.out / "grid.json").is_file():
         raise StudyError(f"--resume: {p.out} holds no started study (no grid.json); run without --resume first")
     with driver_lock(p.out, wait=wait, on_wait=lambda who: console.print(f"waiting for the driver {who} …")):
@@ -100,13 +109,23 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
 
 @contextmanager
 def _live(p: Plan, todo: list[TrialSpec], tracker, console: Console, label: str = "trials") -> Iterator[Live]:
-    """A progress bar and the `Live` view fed by the backend's events, its heartbeat stopped however the run ends."""
+    """A progress bar and the `Live` view fed by the backend's events, MLflow written on a writer thread; however the
+    run ends, the heartbeat stops and every queued MLflow write is applied (interrupted: running trials KILLED)."""
+    from study.driver.tracking_writer import TrackingWriter
+
+    writer = TrackingWriter(tracker, warn=lambda text: console.print(text, markup=False)) if tracker else None
     with progress_bar(console) as prog:
-        live = Live(p, todo, tracker, prog, console, label=label, params=_params)
+        live = Live(p, todo, writer, prog, console, label=label, params=_params)
         try:
             yield live
-        finally:
+        except (KeyboardInterrupt, SystemExit):
+            console.print("interrupted: writing MLflow's queued updates, running trials marked KILLED", markup=False)
+            live.close(interrupted=True)
+            raise
+        except BaseException:
             live.close()
+            raise
+        live.close()
 
 
 def _close_runs(p: Plan, tracker) -> None:

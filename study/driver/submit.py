@@ -41,6 +41,14 @@ def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line
 
 
 def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_run: bool = False) -> tuple[list[slurm.Job], Path]:
+    """Render the study's sbatch script(s) and, unless `dry_run`, check every input (preflight: all problems at once,
+    before anything is queued), freeze the spec and submit."""
+    if not dry_run:
+        from rich.console import Console
+
+        from study.driver.preflight import preflight, stop_on
+
+        stop_on(preflight(spec, output), Console())
     p = plan(spec, output, allow_missing_weights=dry_run)
     out = p.out.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")

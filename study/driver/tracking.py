@@ -5,7 +5,8 @@ Idempotent: runs are found again by tags (`study.id`, the identity the results f
 instead of duplicating them. A trial's run mirrors its latest record (`study.finished_at`): a failed trial that a
 later run finishes ends FINISHED with its final metrics. An epoch already in the store is never logged again.
 All logging happens in the driver process (per-epoch metrics arrive through the backend's callbacks; one driver per
-results folder, see `study.store.locks.driver_lock`); the schema is created once, here, before any trial starts.
+results folder, see `study.store.locks.driver_lock`), on a writer thread off the callbacks
+(`study.driver.tracking_writer`); the schema is created once, here, before any trial starts.
 """
 
 from __future__ import annotations
@@ -191,31 +192,48 @@ class Tracker:
         self._runs[run_key] = run_id
         return run_id
 
+    def tag_run(self, run_key: str, tag: str, value: str) -> None:
+        self.client.set_tag(self.trial_run(run_key), tag, value)
+
     def _steps(self, run_id: str) -> set[int]:
         return {m.step for m in self.client.get_metric_history(run_id, "train_loss")}
 
     def log_epoch(self, run_key: str, epoch: int, metrics: dict) -> None:
-        """One point per metric at step `epoch`. An epoch already logged (a trial resumed before it) is skipped; the
-        store is asked before each new epoch, so a point that some other process logged is not written twice."""
+        self.log_epochs(run_key, [(epoch, metrics)])
+
+    def log_epochs(self, run_key: str, points: list[tuple[int, dict]]) -> None:
+        """One point per metric at step `epoch` for each (epoch, metrics), in as few `log_batch` calls as MLflow
+        allows (1,000 metrics each). An epoch already logged (a trial resumed before it) is skipped; the store is
+        asked once per call with a new epoch, so a point that some other process logged is not written twice."""
         from mlflow.entities import Metric
 
         run_id = self.trial_run(run_key)
-        if int(epoch) not in self._logged[run_key]:
+        if any(int(e) not in self._logged[run_key] for e, _ in points):
             self._logged[run_key] |= self._steps(run_id)
-        if int(epoch) in self._logged[run_key]:
-            return
-        now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if k != "epoch" and _is_number(v)]
-        self.client.log_batch(run_id, metrics=ms)
-        self._logged[run_key].add(int(epoch))
+        now, ms, new = int(time.time() * 1000), [], set()
+        for epoch, metrics in points:
+            if int(epoch) in self._logged[run_key] | new:
+                continue
+            new.add(int(epoch))
+            ms += [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if k != "epoch" and _is_number(v)]
+        for i in range(0, len(ms), 1000):
+            self.client.log_batch(run_id, metrics=ms[i:i + 1000])
+        self._logged[run_key] |= new
+
+    def kill(self, run_keys) -> None:
+        """The study was interrupted (SIGTERM, Ctrl-C): the runs of trials still running and the parent end KILLED
+        (the next `study run` sets them RUNNING again and brings them up to date)."""
+        for key in run_keys:
+            if key in self._runs:
+                self.client.set_terminated(self._runs[key], "KILLED")
+        self.client.set_terminated(self.parent_id, "KILLED")
 
     def _backfill(self, run_key: str, folder: Path) -> None:
         """Epochs the driver never saw (it was killed while the trial went on, or a SLURM task ran it) from the
         trial's history.json, so every child run has exactly one point per epoch."""
         path = Path(folder) / "history.json"
         if path.is_file():
-            for metrics in json.loads(path.read_text()):
-                self.log_epoch(run_key, int(metrics["epoch"]), metrics)
+            self.log_epochs(run_key, [(int(m["epoch"]), m) for m in json.loads(path.read_text())])
 
     def _mirrors(self, run_id: str, record: dict) -> bool:
         """True if the run already ended with this very record (runs logged before the `study.finished_at` tag:
@@ -266,26 +284,3 @@ class Tracker:
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def log_pretraining(uri: str, experiment: str, params: dict, history: list[tuple[int, float, float]],
-                    meta: dict, weights: Path) -> str:
-    """One MLflow run for a `study pretrain`: params, loss/accuracy per step, provenance, the weights file."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    location = (Path(weights).resolve().parent / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-    exp_id = _experiment(client, uri, experiment, location).experiment_id
-    run = client.create_run(exp_id, run_name=Path(weights).stem, tags={"study.role": "pretrain", **_source_tags()})
-    rid = run.info.run_id
-    now = int(time.time() * 1000)
-    metrics = [Metric(name, float(v), now, step) for step, loss, acc in history for name, v in (("loss", loss), ("accuracy", acc))]
-    metrics += [Metric(k, float(v), now, 0) for k, v in meta.items() if _is_number(v)]
-    _log_params(client, rid, params)
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(rid, metrics=metrics[i:i + 1000])
-    client.set_tag(rid, "weights_id", str(meta.get("weights_id", "")))
-    client.log_artifact(rid, str(weights))
-    client.set_terminated(rid, "FINISHED")
-    return rid

@@ -66,13 +66,13 @@ def test_invalid_yaml_reports_the_line(tmp_path):
         load_spec(path)
 
 
-def test_paper_grid_dry_run_needs_neither_data_nor_weights(tmp_path):
+def test_paper_grid_dry_run_plans_without_data_or_weights_and_names_them(tmp_path):
     from typer.testing import CliRunner
 
     from study.cli import app
 
     res = CliRunner().invoke(app, ["run", str(REPO / "experiments" / "perceptual_grid.yaml"), "--dry-run"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 2 and "preflight: " in res.output, res.output  # the missing inputs are listed
     assert "2165 trials (433 configurations × 5 seeds)" in res.output.replace("\n", " ")
     with pytest.raises(StudyError, match="not found"):  # a real run does need them
         load_spec(REPO / "experiments" / "perceptual_grid.yaml")
