@@ -82,8 +82,10 @@ def folder_images(root: Path, labelled: bool) -> tuple[list[np.ndarray], list[in
 
 
 def natural_images() -> tuple[list[np.ndarray], str]:
-    """The photographs that ship inside scikit-image (and scikit-learn, if installed); none is downloaded."""
+    """The photographs that ship inside scikit-image and scikit-learn (a declared dependency, and one of mlflow's, so
+    the set, and its sha256, is the same everywhere); none is downloaded."""
     from skimage import data as skdata
+    from sklearn.datasets import load_sample_images
 
     images, names = [], []
     for name in NATURAL_SKIMAGE:
@@ -92,14 +94,9 @@ def natural_images() -> tuple[list[np.ndarray], str]:
             names.append(f"skimage.{name}")
         except Exception:  # noqa: BLE001 - an image that would need a download is skipped
             continue
-    try:
-        from sklearn.datasets import load_sample_images
-
-        for name, img in zip(("china", "flower"), load_sample_images().images):
-            images.append(_to_unit_gray(img))
-            names.append(f"sklearn.{name}")
-    except Exception:  # noqa: BLE001
-        pass
+    for name, img in zip(("china", "flower"), load_sample_images().images):
+        images.append(_to_unit_gray(img))
+        names.append(f"sklearn.{name}")
     if len(images) < 4:
         raise StudyError("natural pretraining: fewer than 4 bundled photographs could be loaded")
     return images, images_sha256(images, names)

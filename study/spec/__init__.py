@@ -2,6 +2,7 @@
 
 `parts` (window, data, model, training, losses, encoders), `slurm`, `study` (factors … the whole `StudySpec`),
 `load` (YAML → spec, one-line errors), `yaml_io` (safe YAML reading). Import from here.
+`reference` (not imported here) writes docs/spec-reference.md and docs/study.schema.json from the models.
 """
 
 from study.spec.load import MAX_QUOTE, load_spec, parse_spec

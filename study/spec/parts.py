@@ -175,6 +175,8 @@ class DataSpec(_Strict):
 
 
 class ModelSpec(_Strict):
+    """The denoiser: paper 1's U-Net or RED-CNN."""
+
     name: Literal["unet", "redcnn"] = "unet"
     channels: int = Field(32, ge=1, description="U-Net: width of the first level, paper 1 uses 32 (32→512); "
                                                 "RED-CNN: filters per layer, its paper uses 96")
@@ -182,6 +184,8 @@ class ModelSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
+    """How each trial trains (Adam on patches) and which epoch's weights it keeps."""
+
     epochs: int = Field(10, ge=1)
     steps_per_epoch: int = Field(100, ge=1, description="random patches: optimiser steps per epoch; ignored with "
                                  "patches: tiled (there it is ceil(tiles / batch_size), from the data)")
@@ -193,7 +197,8 @@ class TrainingSpec(_Strict):
     batch_size: int = Field(8, ge=1)
     lr: float = Field(1e-4, gt=0)
     patch_size: int = Field(96, ge=16)
-    select: Literal["best_val", "last"] = "best_val"
+    select: Literal["best_val", "last"] = Field("best_val", description="the weights a trial keeps: the epoch with "
+                                                "the best val_psnr, or the last")
     val_slices: Optional[int] = Field(64, ge=1, description="validate each epoch on this many evenly spaced slices")
     lam_schedule: Literal["fixed", "hold-psi"] = Field(
         "fixed", description="Ψ-target trials: λ calibrated once (fixed) or re-solved during training (hold-psi)")
@@ -275,9 +280,11 @@ class EncoderSpec(_Strict):
     """
 
     source: Literal["random", "imagenet", "file", "rotnet", "supervised"]
-    path: Optional[str] = None
+    path: Optional[str] = Field(None, description="file: the weights file")
     seed: int = 0
-    input: Literal["auto", "unit", "x255", "imagenet"] = "auto"
+    input: Literal["auto", "unit", "x255", "imagenet"] = Field(
+        "auto", description="the encoder's input from the image in [0, 1]: unit (as is), x255 (× 255, no mean "
+        "subtraction: paper 1), imagenet (ImageNet mean/std); auto: imagenet for imagenet weights, else x255")
     dataset: str = Field("study-ct", description="rotnet/supervised: study-ct | natural | a folder")
     steps: int = Field(60, ge=1)
     batch_size: int = Field(16, ge=1)

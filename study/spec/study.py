@@ -15,9 +15,16 @@ from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, METRICS, CT_
 from study.spec.slurm import SlurmSpec
 
 class Factors(_Strict):
-    feature_level: list[str] = Field(default_factory=lambda: ["block3_conv2"], min_length=1)
-    pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1)
-    lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1)
+    """The grid: one trial per combination of the factors' levels (λ = 0 needs no encoder, so there is one
+    pixel-only baseline per seed)."""
+
+    feature_level: list[str] = Field(default_factory=lambda: ["block3_conv2"], min_length=1,
+                                     description="VGG-19 layers: Keras names (block3_conv2, post-ReLU) or torchvision "
+                                                 "names (relu3_2; conv3_2 for pre-ReLU)")
+    pretraining: list[str] = Field(default_factory=lambda: ["random"], min_length=1,
+                                   description="encoder weightings: random, imagenet or a name under `encoders:`")
+    lam: list[float] = Field(default_factory=lambda: [0.0, 0.1], min_length=1,
+                             description="λ, the weight of the perceptual term (0: the pixel-only baseline)")
     psi_target: list[float] = Field(default_factory=list, description="Ψ targets: λ calibrated inside each trial")
     loss: list[str] = Field(default_factory=list, description="named losses (built in or under `losses:`); empty = "
                                                               "paper 1's MSE + λ·perceptual")
@@ -50,13 +57,18 @@ class Factors(_Strict):
 
 
 class Resources(_Strict):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)
+    """What each trial asks of the backend."""
+
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial; fractional GPUs pack several trials per GPU "
+                                              "(0.25: four)")
     retries: int = Field(1, ge=0, description="re-runs of a trial that crashed (error, lost worker), each from its "
                                               "last checkpoint; a diverged trial (non-finite loss) is not retried")
 
 
 class Tracking(_Strict):
+    """MLflow: one parent run per study, one child run per run key."""
+
     enabled: bool = True
     uri: Optional[str] = Field(None, description="default: sqlite:///<output>/mlflow.db")
     experiment: Optional[str] = Field(None, description="default: the study name")
@@ -129,23 +141,30 @@ class AnalysisSpec(_Strict):
 
 
 class StudySpec(_Strict):
-    name: str
-    description: str = ""
+    """A study: one YAML file. Every field is checked; a wrong one is reported in one line naming the file, field
+    and value."""
+
+    name: str = Field(description="letters, digits, '_', '-', '.' (max 64), starting with a letter or digit")
+    description: str = Field("", description="free text about the study")
     output: Optional[str] = Field(None, description="default: results/<name>")
-    backend: Literal["ray", "local"] = "ray"
-    max_concurrent: Optional[int] = Field(None, ge=1)
+    backend: Literal["ray", "local"] = Field("ray", description="where trials run: Ray Tune, or local (sequential, "
+                                                                "in-process)")
+    max_concurrent: Optional[int] = Field(None, ge=1, description="trials at once (default: as resources allow)")
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     training: TrainingSpec = TrainingSpec()
-    encoders: dict[str, EncoderSpec] = Field(default_factory=dict)
+    encoders: dict[str, EncoderSpec] = Field(default_factory=dict, description="named weightings, used as levels "
+                                             "of factors.pretraining")
     factors: Factors = Factors()
-    metric_window: Union[str, Window] = Field("abdomen", validate_default=True)
+    metric_window: Union[str, Window] = Field("abdomen", validate_default=True, description="the HU window of the "
+                                              "full-reference metrics: abdomen, chest, head, full or {center, width}")
     metrics: list[MetricName] = Field(default_factory=lambda: list(METRICS), description="test metrics per image "
                                       "(psnr, ssim and rmse_hu are always computed)")
     losses: dict[str, LossSpec] = Field(default_factory=dict, description="named losses for factors.loss")
     resources: Resources = Resources()
     tracking: Tracking = Tracking()
-    search: Optional[SearchSpec] = None
+    search: Optional[SearchSpec] = Field(None, description="Optuna refinement after the grid; needs the search "
+                                         "extra (pip install 'study[search]') and backend: ray")
     slurm: SlurmSpec = SlurmSpec()
     analysis: AnalysisSpec = AnalysisSpec()
 
