@@ -158,12 +158,15 @@ def test_the_perceptual_grid_dry_run_names_its_three_missing_inputs_and_summaris
     assert not (tmp_path / "out").exists()
 
 
-def test_the_perceptual_grid_dry_run_with_all_prints_every_row(tmp_path):
-    res = _grid_dry_run(tmp_path, "--all")
-    assert res.returncode == 2 and len(_problems(res.stdout)) == 3
-    rows = [line for line in res.stdout.splitlines() if re.match(r"│ \d+ +│", line)]
-    assert len(rows) == 2165 and rows[-1].startswith("│ 2164 ")
-    assert "by factor" not in res.stdout
+def test_a_large_grid_prints_every_row_with_all(tmp_path):
+    lams = [round(0.001 * i, 3) for i in range(70)]
+    path = write_spec(tmp_path, tiny_spec(tmp_path, name="wide", factors={"lam": lams}))
+    summary = _invoke(["run", str(path), "--dry-run"], tmp_path / "torch")
+    assert summary.exit_code == 0 and "70 trials, more than 60: by factor" in summary.output, summary.output
+    res = _invoke(["run", str(path), "--dry-run", "--all"], tmp_path / "torch")
+    rows = [line for line in res.output.splitlines() if re.match(r"│ \d+ +│", line)]
+    assert res.exit_code == 0 and len(rows) == 70 and rows[-1].startswith("│ 69 "), res.output
+    assert "by factor" not in res.output
 
 
 def test_the_smoke_study_passes_preflight_and_its_dry_run_estimates(tmp_path):

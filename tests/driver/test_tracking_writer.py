@@ -79,11 +79,12 @@ def test_sigterm_mid_run_loses_no_mlflow_epoch(tmp_path, monkeypatch):
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=kill_when_running, daemon=True).start()
+    before = signal.getsignal(signal.SIGTERM)
     res = CliRunner().invoke(app, ["run", str(path)])
     assert res.exit_code == 143, res.output
     queued = [ln for ln in res.output.splitlines() if ln.startswith("MLflow: writing")]
     assert queued and int(queued[0].split()[2]) >= 1, res.output  # epochs were still queued when SIGTERM came
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
 
     uri = default_uri(out)
     runs = mlflow_runs(uri, "term")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from helpers import mlflow_runs, tiny_spec, write_spec
@@ -23,8 +24,16 @@ def _run(tmp_path, name: str, **over) -> list:
     return sorted((tmp_path / name / "trials").iterdir())
 
 
-def test_a_finished_trial_keeps_the_selected_model_alone_and_logs_it(tmp_path):
-    [folder] = _run(tmp_path, "pruned", tracking={"enabled": True, "example_images": 1})
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    """A finished one-trial study with the defaults (and MLflow on): its root folder and its trial folder."""
+    root = tmp_path_factory.mktemp("retention")
+    [folder] = _run(root, "pruned", tracking={"enabled": True, "example_images": 1})
+    return root, folder
+
+
+def test_a_finished_trial_keeps_the_selected_model_alone_and_logs_it(pruned):
+    tmp_path, folder = pruned
     assert not (folder / "checkpoint.pt").exists()
     raw = torch.load(folder / "model.pt", weights_only=True)
     assert set(MODEL_KEYS) <= set(raw) and "opt" not in raw and raw["run_key"] == folder.name
@@ -43,9 +52,10 @@ def test_a_finished_trial_keeps_the_selected_model_alone_and_logs_it(tmp_path):
     assert (artifacts / "model" / "model.pt").read_bytes() == (folder / "model.pt").read_bytes()
 
 
-def test_keep_checkpoint_keeps_both_and_does_not_change_the_run_key(tmp_path):
-    [pruned] = _run(tmp_path, "a")
-    [kept] = _run(tmp_path, "b", training={"keep_checkpoint": True})
+def test_keep_checkpoint_keeps_both_and_does_not_change_the_run_key(tmp_path, pruned):
+    pruned = pruned[1]
+    [kept] = _run(tmp_path, "kept", tracking={"enabled": True, "example_images": 1},
+                  training={"keep_checkpoint": True})
     assert kept.name == pruned.name  # keep_checkpoint changes no outcome, so no run key
     assert (kept / "checkpoint.pt").is_file() and (kept / "model.pt").is_file()
     ck, model = torch.load(kept / "checkpoint.pt", weights_only=True), torch.load(kept / "model.pt", weights_only=True)
