@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from study.backends import Events, Options
+from study.interrupt import reclaim_sigterm
 from study.store.results import read_record
 from study.trial.train import is_epoch_metric
 
@@ -49,6 +50,7 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
+    reclaim_sigterm()  # ray.init installed sys.exit(15) for SIGTERM; the driver's own handler flushes MLflow first
     return True
 
 

@@ -28,7 +28,7 @@ def run(
     wait: bool = typer.Option(False, "--wait", help="if another driver is running this study, wait for it to end"),
 ):
     """Run every trial not yet finished, then write the report."""
-    from study.driver.interrupt import sigterm_exits
+    from study.interrupt import sigterm_exits
     from study.driver.run import run_study
     from study.spec import load_spec
 

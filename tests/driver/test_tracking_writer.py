@@ -100,3 +100,16 @@ def test_sigterm_mid_run_loses_no_mlflow_epoch(tmp_path, monkeypatch):
     runs = mlflow_runs(uri, "term")
     child = runs[runs["tags.run_key"].notna()].iloc[0]
     assert child["status"] == "FINISHED" and _steps(uri, child["run_id"]) == list(range(200))
+
+
+def test_the_sigterm_handler_is_reclaimed_after_a_library_replaces_it():
+    from study import interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupt.sigterm_exits():
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)  # what ray.init does (sys.exit(15))
+        interrupt.reclaim_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is interrupt._exit
+    assert signal.getsignal(signal.SIGTERM) is before
+    interrupt.reclaim_sigterm()  # outside the block: nothing changes
+    assert signal.getsignal(signal.SIGTERM) is before
