@@ -4,6 +4,7 @@ of its resume checkpoint, unless `training.keep_checkpoint`; the model is logged
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,9 @@ from study.trial.model_file import MODEL_KEYS, load_model
 
 def _run(tmp_path, name: str, **over) -> list:
     path = write_spec(tmp_path, tiny_spec(tmp_path, name=name, factors={"lam": [0.1]}, **over), f"{name}.yaml")
-    res = subprocess.run([sys.executable, "-m", "study", "run", str(path)], capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # module fixture: before the autouse one
+    res = subprocess.run([sys.executable, "-m", "study", "run", str(path)], capture_output=True, text=True, timeout=300,
+                         env=env)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return sorted((tmp_path / name / "trials").iterdir())
 
