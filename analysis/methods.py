@@ -83,7 +83,41 @@ def _metric_text(window: dict, metrics: list[str]) -> str:
             f"scikit-image in the metric window {window_phrase(window)}"
             + ("" if window.get("bits") == 8 else ", images mapped to [0, 1] and clipped, data range 1")
             + ("; NRMSE normalised by the reference's norm ('euclidean')" if "nrmse" in metrics else "")
-            + f"; RMSE in HU over the whole slice. (scipy {_v('scipy')}, statsmodels {_v('statsmodels')}, "
-            f"scikit-posthocs {_v('scikit-posthocs')}.)")
+            + f"; RMSE in HU over the whole slice.{_perception_text(metrics)} (scipy {_v('scipy')}, statsmodels "
+            f"{_v('statsmodels')}, scikit-posthocs {_v('scikit-posthocs')}.)")
+
+
+def _perception_text(metrics: list[str]) -> str:
+    """How the learned (LPIPS, DISTS) and no-reference (NIQE, CT-NIQE) metrics were computed, where the report has
+    them (their modules say it; imported only then: the learned ones need torch)."""
+    from study.spec import LEARNED_METRICS, NO_REFERENCE_METRICS
+
+    text = ""
+    if any(m in LEARNED_METRICS for m in metrics):
+        from study.metrics.learned import METHODS_TEXT
+
+        text += " " + METHODS_TEXT
+    if any(m in NO_REFERENCE_METRICS for m in metrics):
+        from study.metrics.no_reference import METHODS_TEXT as NR_TEXT
+
+        text += " " + NR_TEXT
+    return text
+
+
+def skipped_metrics_lines(trials) -> list[str]:
+    """A note for each metric the trials could not compute (a learned metric's backbone missing from torchvision's
+    cache), with the reason the trials recorded: absent from the tables, never silently."""
+    if "skipped_metrics" not in trials:
+        return []
+    reasons: dict[str, set] = {}
+    for text in trials["skipped_metrics"].dropna():
+        for part in str(text).split("; "):
+            name, _, why = part.partition(": ")
+            reasons.setdefault(name, set()).add(why)
+    if not reasons:
+        return []
+    lines = ["**Metrics not computed.** Asked for in the spec but left out by the trials (no value in the tables):", ""]
+    lines += [f"- `{name}`: {' / '.join(sorted(why))}" for name, why in sorted(reasons.items())]
+    return lines + [""]
 
 

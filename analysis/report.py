@@ -19,7 +19,7 @@ from analysis.convergence import convergence_lines, improving_configurations, st
 from analysis.influence import perceptual_influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets, unit_suffix
 from analysis.markdown import md_table
-from analysis.methods import methods_text, window_phrase
+from analysis.methods import methods_text, skipped_metrics_lines, window_phrase
 from analysis.network_section import network_section
 from analysis.paper1_section import pairs_section, published_section
 from analysis.psi_calibration import lam_section
@@ -176,7 +176,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     known = patients_known(spec, per_image)
     min_effect = {m: settings.effect(m) for m in HIGHER_IS_BETTER}
     seeds = sorted(trials["seed"].unique().tolist())
-    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known)]
+    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known),
+             *skipped_metrics_lines(trials)]
     lines += perceptual_influence_section(trials, out)
     lines += lam_section(trials, out)  # analysis.psi_calibration
     lines += published_section(spec, trials, out)  # analysis.paper1

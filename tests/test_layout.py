@@ -23,8 +23,9 @@ PINNED = {
     ("block3_conv2 · random · λ=0.1", 0): "7b6c069d0ca04643", ("block3_conv2 · random · λ=0.1", 1): "77be86e68bf3a224",
     ("block3_conv2 · random · Ψ=0.95", 0): "3e9aa3ce2bf4ab4c", ("block3_conv2 · random · Ψ=0.95", 1): "db6aea48d4c5b2bb",
 }
-#: sha256 (16 hex) of the sorted run keys of the shipped experiments, same code
-PINNED_EXPERIMENTS = {"smoke": (57, "cf3bfc10d6b31190"), "loss_functions_smoke": (14, "d45de4dc0c29b04b")}
+#: sha256 (16 hex) of the sorted run keys of the shipped experiments, same code (loss_functions_smoke re-pinned when
+#: issue #19 moved it to 192² slices and perception metrics: a new study, deliberately)
+PINNED_EXPERIMENTS = {"smoke": (57, "cf3bfc10d6b31190"), "loss_functions_smoke": (14, "30772a2c51e33f96")}
 
 
 def test_run_keys_are_unchanged_by_the_reorganisation(tmp_path):

@@ -28,6 +28,15 @@ def preflight(spec: StudySpec, output: Optional[str | Path] = None) -> list[str]
             *_output_problems(spec.output_dir(output))]
 
 
+def metric_notes(spec: StudySpec) -> list[str]:
+    """Metrics the trials will leave out (not problems: the study runs, the report names them): learned metrics whose
+    ImageNet backbone is not in torchvision's cache."""
+    from study.metrics.registry import usable_metrics
+
+    _, skipped = usable_metrics(list(dict.fromkeys([*spec.metrics, *spec.training.val_metrics])))
+    return [f"note: metric {name} will be skipped: {why}" for name, why in skipped.items()]
+
+
 def stop_on(problems: list[str], console: Console) -> None:
     """Print the problems ("preflight: N problem(s):" and one line each) and raise a one-line StudyError; nothing
     where there are none."""

@@ -30,11 +30,13 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders.
 
     One driver per results folder: a second one exits naming the holder (host, pid), or with `wait` waits for it."""
-    from study.driver.preflight import end_dry_run, preflight, stop_on
+    from study.driver.preflight import end_dry_run, metric_notes, preflight, stop_on
     from study.store.locks import driver_lock
 
     console = console or Console()
     problems = preflight(spec, output)  # every missing input at once, before anything is written
+    for note in metric_notes(spec):
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     if not dry_run:
         stop_on(problems, console)
     p = plan(spec, output, allow_missing_weights=dry_run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
 
-from study.spec import CT_METRICS
+from study.spec import CT_METRICS, LEARNED_METRICS, NO_REFERENCE_METRICS
 from study.data.ct import window
 
 
@@ -48,17 +48,21 @@ def nrmse(p: np.ndarray, r: np.ndarray) -> float:
     return v if np.isfinite(v) else float("nan")
 
 
-#: every per-image metric a study can ask for (`metrics:` / `training.val_metrics:` in the spec), higher-is-better
+#: every per-image metric a study can ask for (`metrics:` / `training.val_metrics:` in the spec), higher-is-better;
+#: the learned ones (study.metrics.learned) and the no-reference ones (study.metrics.no_reference) are lower-is-better
 QUALITY_METRICS = {"psnr": True, "ssim": True, "rmse_hu": False, "nrmse": False, "ms_ssim": True, "vif": True,
-                   "gmsd": False, "noise_std": False, "cnr": True, "edge_width": False}
+                   "gmsd": False, "noise_std": False, "cnr": True, "edge_width": False,
+                   **dict.fromkeys(LEARNED_METRICS, False), **dict.fromkeys(NO_REFERENCE_METRICS, False)}
 
 
 def quality_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: float, names=("psnr", "ssim", "rmse_hu"),
                     labels: np.ndarray | None = None, body: dict | None = None, pixel_mm: float = 1.0,
-                    bits: int | None = None) -> dict[str, float]:
+                    bits: int | None = None, ct_niqe_model=None, device="cpu") -> dict[str, float]:
     """`names` of QUALITY_METRICS for one image: full-reference ones on the windowed images (nrmse; ms_ssim, vif,
-    gmsd from study.metrics.quality, on 8-bit images as their grey levels / 255) and the CT-specific ones on the HU
-    image when its phantom geometry is known (else left out)."""
+    gmsd from study.metrics.quality; lpips_*, dists from study.metrics.learned — 8-bit images as their grey levels
+    / 255), the no-reference ones on the windowed output alone (niqe; ct_niqe with `ct_niqe_model`, else left out),
+    and the CT-specific ones on the HU image when its phantom geometry is known (else left out). A learned metric
+    whose backbone is missing raises StudyError: the trial leaves such metrics out first (`usable_metrics`)."""
     from study.metrics import quality
 
     out = image_metrics(pred_hu, ref_hu, low, high, bits)
@@ -70,7 +74,35 @@ def quality_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: f
     for name, fn in (("ms_ssim", quality.ms_ssim), ("vif", quality.vif), ("gmsd", quality.gmsd)):
         if name in names:
             out[name] = fn(p, r)
+    out.update(_learned_and_blind(p, r, names, ct_niqe_model, device))
     if labels is not None and body is not None and any(n in names for n in CT_METRICS):
         ct = quality.ct_metrics(pred_hu, labels, body, pixel_mm)
         out.update({k: v for k, v in ct.items() if k in names})
     return out
+
+
+def _learned_and_blind(p: np.ndarray, r: np.ndarray, names, ct_niqe_model, device) -> dict[str, float]:
+    out = {}
+    if any(n in LEARNED_METRICS for n in names):
+        from study.metrics.learned import LearnedMetric
+
+        out.update({n: LearnedMetric(n, device)(p, r) for n in names if n in LEARNED_METRICS})
+    if "niqe" in names or ("ct_niqe" in names and ct_niqe_model is not None):
+        from study.metrics import no_reference
+
+        if "niqe" in names:
+            out["niqe"] = no_reference.niqe(p)
+        if "ct_niqe" in names and ct_niqe_model is not None:
+            out["ct_niqe"] = no_reference.ct_niqe(p, ct_niqe_model)
+    return out
+
+
+def usable_metrics(names) -> tuple[list[str], dict[str, str]]:
+    """(the `names` that can be computed here, {name: why not} for the others): a learned metric whose ImageNet
+    backbone is not in torchvision's cache is left out with the one-line reason, never downloaded."""
+    skipped = {}
+    if any(n in LEARNED_METRICS for n in names):
+        from study.metrics.learned import missing_backbone
+
+        skipped = {n: why for n in names if n in LEARNED_METRICS and (why := missing_backbone(n))}
+    return [n for n in names if n not in skipped], skipped

@@ -8,6 +8,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from study.spec.metric_names import MetricName
+
 #: named metric windows (centre, width) in HU: display windows, and `full`, paper 1's whole −1024…3072 HU range in 8
 #: bits (a `Window` named full is always 8-bit)
 WINDOWS: dict[str, tuple[float, float]] = {
@@ -18,11 +20,6 @@ WINDOWS: dict[str, tuple[float, float]] = {
 }
 FULL_RANGE = "full"
 BUILTIN_PRETRAININGS = ("random", "imagenet")
-METRICS = ("psnr", "ssim", "rmse_hu")  # the default test metrics
-#: every metric a spec may ask for (study.metrics.QUALITY_METRICS; kept here so that config stays torch-free)
-CT_METRICS = ("noise_std", "cnr", "edge_width")  # need the phantom's label map and body outline
-MetricName = Literal["psnr", "ssim", "rmse_hu", "nrmse", "ms_ssim", "vif", "gmsd", "noise_std", "cnr",
-                     "edge_width"]
 #: loss terms a `losses:` composition combines by name (study.losses.PIXEL_TERMS)
 PixelTerm = Literal["mse", "l1", "charbonnier", "ssim", "ms_ssim", "sobel"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -23,8 +23,9 @@ import annotated_types as at
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from study.spec.parts import BUILTIN_LOSSES, BUILTIN_PRETRAININGS, METRICS, WINDOWS, MetricName
-from study.spec.study import MIN_EFFECT, METRIC_UNITS, StudySpec
+from study.spec.metric_names import METRIC_UNITS, METRICS, MIN_EFFECT, MetricName
+from study.spec.parts import BUILTIN_LOSSES, BUILTIN_PRETRAININGS, WINDOWS
+from study.spec.study import StudySpec
 
 MARKDOWN = "spec-reference.md"
 SCHEMA = "study.schema.json"

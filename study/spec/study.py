@@ -10,8 +10,9 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from study.encoders.layers import LAYER_END
-from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, METRICS, CT_METRICS, DataSpec, EncoderSpec,
-                              LossSpec, MetricName, ModelSpec, TrainingSpec, WINDOWS, Window, _NAME, _Strict)
+from study.spec.metric_names import CT_METRICS, METRICS, MIN_EFFECT, MetricName
+from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, DataSpec, EncoderSpec, LossSpec, ModelSpec,
+                              TrainingSpec, WINDOWS, Window, _NAME, _Strict)
 from study.spec.slurm import SlurmSpec
 
 class Factors(_Strict):
@@ -97,16 +98,6 @@ class SearchSpec(_Strict):
         if self.over == "log_lam" and self.low <= 0:
             raise ValueError(f"λ bounds must be > 0, got [{self.low}, {self.high}]")
         return self
-
-
-#: the smallest difference worth acting on per metric, in its unit (`analysis.min_effect` overrides per metric)
-#: nrmse: NRMSE ∝ RMSE on a given image, so PSNR's 0.1 dB is a 1.15 % change of it; 0.001 is that at NRMSE ≈ 0.09,
-#: between what denoised phantom slices give in the full 8-bit range (≈ 0.06) and in the abdomen window (≈ 0.2)
-MIN_EFFECT = {"psnr": 0.1, "ssim": 0.002, "rmse_hu": 1.0, "nrmse": 0.001, "ms_ssim": 0.002, "vif": 0.005,
-              "gmsd": 0.002, "noise_std": 1.0, "cnr": 0.05, "edge_width": 0.05}
-#: each metric's unit as reports print it ("" = unitless)
-METRIC_UNITS = {"psnr": "dB", "ssim": "", "rmse_hu": "HU", "nrmse": "", "ms_ssim": "", "vif": "", "gmsd": "",
-                "noise_std": "HU", "cnr": "", "edge_width": "mm"}
 
 
 class AnalysisSpec(_Strict):
@@ -208,6 +199,10 @@ class StudySpec(_Strict):
         if self.data.source == "phantom" and self.training.patch_size > self.data.size:
             raise ValueError(f"training.patch_size {self.training.patch_size} is larger than the {self.data.size}² "
                              f"phantom slices (data.size)")
+        if ("niqe" in self.metrics or "niqe" in self.training.val_metrics) and self.data.source == "phantom" \
+                and self.data.size < 192:
+            raise ValueError(f"metric niqe scores 96×96 patches at full and half resolution, so it needs slices of at "
+                             f"least 192 pixels; data.size is {self.data.size} (ct_niqe scales its patches and works)")
         ct = sorted(set(CT_METRICS) & (set(self.metrics) | set(self.training.val_metrics)))
         if ct and self.data.source != "phantom":
             raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "

@@ -5,6 +5,7 @@ the trial's summary."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,42 @@ def mean(values) -> float:
     return float(v.mean()) if len(v) else float("nan")
 
 
-def validate(model, splits, hu_range, device, window, names) -> dict:
+@dataclass
+class Measures:
+    """The metrics a trial computes: at validation (`val`) and test (`test`), those left out because they cannot run
+    here (`skipped`: name → the one-line reason, e.g. a backbone missing from torchvision's cache), and what the
+    metrics need besides the images (`kw`: the device, the CT-NIQE model)."""
+
+    val: list
+    test: list
+    skipped: dict = field(default_factory=dict)
+    kw: dict = field(default_factory=dict)
+
+
+def measures(spec, device) -> Measures:
+    """The trial's `Measures`: skipped metrics are named in the job log (and in the record, then the report); the
+    CT-NIQE model is fitted once per data folder and window (study.metrics.no_reference.ct_niqe_model)."""
+    from study.metrics.registry import usable_metrics
+
+    test, skipped = usable_metrics(list(spec.metrics))
+    val, skipped_val = usable_metrics(list(spec.training.val_metrics))
+    skipped |= skipped_val
+    for name, why in skipped.items():
+        print(f"trial {spec.run_key}: metric {name} skipped: {why}", flush=True)
+    kw = {"device": device}
+    if "ct_niqe" in test + val:
+        from study.metrics.no_reference import ct_niqe_model
+
+        kw["ct_niqe_model"] = ct_niqe_model(Path(spec.data_path), spec.data_id, spec.window.bounds)
+    return Measures(val, test, skipped, kw)
+
+
+def validate(model, splits, hu_range, device, window, names, kw: dict | None = None) -> dict:
     """Validation metrics of this epoch (means over the validation slices; NaN-aware for the CT-specific ones)."""
     low, high = window.bounds
     pred = predict(model, splits.val_ld, hu_range, device)
     names = ["psnr", *[n for n in names if n != "psnr"]]
-    rows = [quality_metrics(p, r, low, high, names, bits=window.bits, **g)
+    rows = [quality_metrics(p, r, low, high, names, bits=window.bits, **g, **(kw or {}))
             for p, r, g in zip(pred, splits.val_fd, splits.val_geometry)]
     out = {f"val_{n}": mean([r.get(n) for r in rows]) for n in names}
     out["val_mse"] = float(np.mean((hu_to_unit(pred, *hu_range) - hu_to_unit(splits.val_fd, *hu_range)) ** 2))
@@ -70,11 +101,11 @@ def validate(model, splits, hu_range, device, window, names) -> dict:
 def epoch_metrics(t, run, splits, raw: list, weighted: list, critic_sum, train_s: float) -> dict:
     """What epoch `run.epoch` of trainer `t` reports: the losses (total, pixel, perceptual; every term unweighted,
     weighted and as its share), λ, Ψ, validation metrics, throughput, critic, GPU memory and Ψ_g on the probe."""
-    spec, tr, k = t.spec, t.spec.training, t.n_pix
+    spec, k = t.spec, t.n_pix
     pix = sum(weighted[:k])
     perc = raw[k] if t.encoder is not None else 0.0
     w_perc = weighted[k] if t.encoder is not None else 0.0
-    val = validate(t.model, splits, tuple(spec.hu_range), t.device, spec.window, tr.val_metrics)
+    val = validate(t.model, splits, tuple(spec.hu_range), t.device, spec.window, t.measures.val, t.measures.kw)
     metrics = {"epoch": run.epoch, "train_loss": sum(weighted), "pixel_loss": pix, "perceptual_loss": perc,
                "lam": run.lam, "psi": 0.0 if w_perc == 0 else w_perc / (pix + w_perc), **val,
                "patches_per_s": t.patches_per_epoch / train_s}
@@ -102,7 +133,8 @@ def _packing_warning(t):
     return warning
 
 
-def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_examples: int, names):
+def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_examples: int, names,
+                     kw: dict | None = None):
     """Per-image metrics of the output and of the low-dose input on one test set (full slices), and up to
     `n_examples` example images: image_id → (low dose, output, full dose) in HU."""
     low, high = window.bounds
@@ -117,22 +149,23 @@ def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_e
         for k, (p, xi, ri) in enumerate(zip(pred, x, r)):
             m, g = metas[start + k], geo(start + k)
             row = {"image_id": m["image_id"], "patient": m["patient"], "block": m["block"], "test_set": name,
-                   **quality_metrics(p, ri, low, high, names, bits=window.bits, **g)}
-            row.update({f"input_{key}": v
-                        for key, v in quality_metrics(xi, ri, low, high, names, bits=window.bits, **g).items()})
+                   **quality_metrics(p, ri, low, high, names, bits=window.bits, **g, **(kw or {}))}
+            row.update({f"input_{key}": v for key, v in
+                        quality_metrics(xi, ri, low, high, names, bits=window.bits, **g, **(kw or {})).items()})
             rows.append(row)
             if len(examples) < n_examples:
                 examples[m["image_id"]] = (xi, p, ri)
     return rows, examples
 
 
-def measure_tests(model, spec, splits, device) -> tuple[list[dict], dict]:
+def measure_tests(model, spec, splits, device, ms: Measures | None = None) -> tuple[list[dict], dict]:
     """Every test set of the data (`test`, and `real` where there is one): per-image rows and example images (from
-    `test` only)."""
+    `test` only). `ms`: the trial's `Measures` (default: the spec's metrics, as they are)."""
     per_image, examples = [], {}
+    ms = ms or Measures(list(spec.training.val_metrics), list(spec.metrics))
     for name in splits.test_sets:
         rows, ex = measure_test_set(model, Path(spec.data_path), name, tuple(spec.hu_range), device, spec.window,
-                            spec.example_images if name == "test" else 0, spec.metrics)
+                                    spec.example_images if name == "test" else 0, ms.test, ms.kw)
         per_image += rows
         examples.update(ex)
     return per_image, examples

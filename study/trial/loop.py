@@ -51,6 +51,7 @@ class Trainer:
     amp: Any  # bf16 autocast (a no-op unless CUDA and training.amp)
     zero: torch.Tensor
     probe: Optional[tuple] = None  # fixed batch on which Ψ_g is measured every epoch
+    measures: Any = None  # which metrics validation and test compute (study.trial.evaluate.Measures)
 
     @property
     def n_pix(self) -> int:

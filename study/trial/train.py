@@ -21,7 +21,7 @@ from typing import Callable, Optional
 from study.trial.batches import device_split, init_output, load_splits, unit_batch
 from study.trial.checkpoint import save_checkpoint
 from study.trial.evaluate import (EPOCH_METRICS, epoch_metrics, is_epoch_metric, means_over_tests, measure_tests,
-                                  summarise)
+                                  measures, summarise)
 from study.trial.loop import Diverged, RunState, Trainer, setup, start, train_epoch
 from study.trial.model_file import save_model
 from study.trial.spec import TrialSpec
@@ -52,6 +52,7 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     t = setup(spec, splits)
     out_dir = Path(spec.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    t.measures = measures(spec, t.device)
     run = start(t, out_dir / "checkpoint.pt")
     for epoch in range(run.start, spec.training.epochs):
         run.epoch = epoch
@@ -65,6 +66,8 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
 
     t.model.load_state_dict(run.best["model"])
     save_model(out_dir, spec, run.best)
-    per_image, examples = measure_tests(t.model, spec, splits, t.device)
+    per_image, examples = measure_tests(t.model, spec, splits, t.device, t.measures)
     summary = summarise(run, means_over_tests(per_image, splits.test_sets), t.names, t.device, time.time() - t0)
+    if t.measures.skipped:  # named in the record, so the report can say why a metric is absent
+        summary["skipped_metrics"] = "; ".join(f"{k}: {v}" for k, v in t.measures.skipped.items())
     return TrialResult(summary=summary, per_image=per_image, history=run.history, examples=examples)
