@@ -109,10 +109,15 @@ def skipped_metrics_lines(trials) -> list[str]:
     cache), with the reason the trials recorded: absent from the tables, never silently."""
     if "skipped_metrics" not in trials:
         return []
+    import json
+
     reasons: dict[str, set] = {}
     for text in trials["skipped_metrics"].dropna():
-        for part in str(text).split("; "):
-            name, _, why = part.partition(": ")
+        try:
+            recorded = json.loads(text)  # {metric: reason}, as the trial recorded it
+        except ValueError:
+            recorded = {"metrics": str(text)}
+        for name, why in recorded.items():
             reasons.setdefault(name, set()).add(why)
     if not reasons:
         return []

@@ -104,5 +104,5 @@ def usable_metrics(names) -> tuple[list[str], dict[str, str]]:
     if any(n in LEARNED_METRICS for n in names):
         from study.metrics.learned import missing_backbone
 
-        skipped = {n: why for n in names if n in LEARNED_METRICS and (why := missing_backbone(n))}
+        skipped = {n: why.removeprefix(f"{n}: ") for n in names if n in LEARNED_METRICS and (why := missing_backbone(n))}
     return [n for n in names if n not in skipped], skipped

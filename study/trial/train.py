@@ -13,6 +13,7 @@ epoch's report, validation, test metrics, examples, summary), `study.trial.check
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,5 +70,5 @@ def run_trial(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] =
     per_image, examples = measure_tests(t.model, spec, splits, t.device, t.measures)
     summary = summarise(run, means_over_tests(per_image, splits.test_sets), t.names, t.device, time.time() - t0)
     if t.measures.skipped:  # named in the record, so the report can say why a metric is absent
-        summary["skipped_metrics"] = "; ".join(f"{k}: {v}" for k, v in t.measures.skipped.items())
+        summary["skipped_metrics"] = json.dumps(t.measures.skipped)
     return TrialResult(summary=summary, per_image=per_image, history=run.history, examples=examples)
