@@ -20,6 +20,7 @@ from analysis.influence import perceptual_influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets, unit_suffix
 from analysis.markdown import md_table
 from analysis.methods import methods_text, skipped_metrics_lines, window_phrase
+from study.readers.analyze import reader_section_lines
 from analysis.network_section import network_section
 from analysis.paper1_section import pairs_section, published_section
 from analysis.psi_calibration import lam_section
@@ -200,6 +201,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
+    lines += reader_section_lines(results_dir)  # study.readers.analyze: where RESULTS_DIR/readers has answers
     lines += _guidelines(claims, context, bool(len(per_image)), out)
     lines += ["## Methods", "", methods_text(window, numbers, seeds, metrics, settings, context), ""]
     _write(out, "\n".join(lines), numbers, numbers_consistency)

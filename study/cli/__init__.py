@@ -5,6 +5,7 @@ from study.cli import run  # noqa: F401  run, report, status
 from study.cli import tools  # noqa: F401  simulate, pretrain, calibrate
 from study.cli import cluster  # noqa: F401  submit, run-trial, mlflow-server
 from study.cli import denoise  # noqa: F401  denoise
+from study.cli import readers  # noqa: F401  readers export, serve, analyze
 from study.cli.app import app, main
 
 __all__ = ["app", "main"]
