@@ -1,0 +1,91 @@
+"""The reading page in a real browser (issue #20): headless Chromium, driven through Selenium, opens a reader's link,
+switches the window preset and scores three cases with the keyboard alone; the answers are in the database, in the
+reader's order; a page without a token, another reader's answers and a path-traversal image are refused.
+
+Needs Chromium and its driver (Debian: `apt-get install chromium chromium-driver`); skipped where they are absent."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import httpx
+import pytest
+
+from helpers.readers import build_folder, free_port, order_of, start_server
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver")
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(DRIVER))  # the local driver: nothing downloaded
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition, what: str, timeout: float = 10):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message=what)
+
+
+def test_a_reader_scores_three_cases_with_the_keyboard(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    f = build_folder(tmp_path / "readers", n_cases=4)
+    tok, port = f["tokens"]["alice"], free_port()
+    proc = start_server(f["root"], port, tok)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        browser.get(f"{base}/r/{tok}")
+        image = lambda d: d.find_element(By.CSS_SELECTOR, "img[src*='/output/']").get_attribute("src")
+        _wait(browser, image, "the case image")
+        first = image(browser)
+        body = browser.find_element(By.TAG_NAME, "body")
+        body.send_keys("w")  # the next window preset: the same case, another image
+        _wait(browser, lambda d: image(d) != first and "/output/" in image(d), "another window preset")
+        scores = [[3, 4, 5, 2, 1], [5, 5, 4, 4, 3], [1, 2, 3, 4, 5]]
+        for k, values in enumerate(scores):
+            shown = image(browser)
+            body.send_keys(*[str(v) for v in values], Keys.ENTER)
+            _wait(browser, lambda d: _done(f["root"], "alice") == k + 1 and image(d) != shown, f"case {k + 1} saved")
+        assert _answers(f["root"], "alice") == {case: dict(zip(f["criteria"], values))
+                                                for case, values in zip(order_of(f, "alice"), scores)}
+        assert "4" in browser.find_element(By.TAG_NAME, "body").text  # "case 4 of 4": resumed at the next case
+
+        browser.get(f"{base}/r/")
+        assert "forbidden" in browser.page_source and "<img" not in browser.page_source
+        other = order_of(f, "bob")[0]
+        r = httpx.post(f"{base}/api/{tok}/answer", json={"case_id": other, "reader": "bob",
+                                                          "answers": dict.fromkeys(f["criteria"], 1)})
+        assert r.status_code == 200 and _answers(f["root"], "bob") == {}  # written as alice's, never bob's
+        browser.get(f"{base}/img/{tok}/..%2Fkey.json/output/soft")
+        assert "MARKER" not in browser.page_source and "UNBLINDING" not in browser.page_source
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _answers(root, reader: str) -> dict:
+    with sqlite3.connect(root / "answers.sqlite") as db:
+        rows = db.execute("SELECT case_id, criterion, value FROM answers WHERE reader = ?", (reader,)).fetchall()
+    out: dict = {}
+    for case, criterion, value in rows:
+        out.setdefault(case, {})[criterion] = value
+    return out
+
+
+def _done(root, reader: str) -> int:
+    if not (root / "answers.sqlite").is_file():
+        return 0
+    return sum(len(v) == 5 for v in _answers(root, reader).values())
