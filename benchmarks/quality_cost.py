@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from results_md import command, table, write_section
+from helpers import stage_backbone  # noqa: E402
+from results_md import command, table, write_section  # noqa: E402
 
 REPEATS = 5
 
@@ -27,14 +29,10 @@ PERCEPTION = (("niqe", ("niqe",)), ("ct_niqe", ("ct_niqe",)), ("lpips_alex", ("l
 def stage_backbones(home: Path) -> None:
     """Seeded stand-ins for torchvision's AlexNet and VGG-16 ImageNet files in `home` (TORCH_HOME): the metrics' cost
     does not depend on the weights' values, and the real files cannot be downloaded here."""
-    import torch
     from torchvision.models import alexnet, vgg16
 
-    folder = home / "hub" / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
     for model, name in ((alexnet(), "alexnet-owt-7be5be79.pth"), (vgg16(), "vgg16-397923af.pth")):
-        torch.save({k: torch.zeros(()).expand(v.shape) if k.startswith("classifier.") else v
-                    for k, v in model.state_dict().items()}, folder / name)
+        stage_backbone(home / "hub" / "checkpoints", model, name)
 
 
 def _median_ms(fn) -> float:

@@ -64,7 +64,8 @@ def trials_table(results_dir: Path) -> pd.DataFrame:
     return df
 
 
-def _finished(df: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+def finished(df: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """The finished trials of `df`; none is a one-line StudyError listing the states there are."""
     done = df[df["status"] == "finished"]
     if done.empty:
         raise StudyError(f"{results_dir}: no finished trial (states: {listing(sorted(set(df['status'])))})")
@@ -90,7 +91,7 @@ def by_run_key(results_dir: Path, df: pd.DataFrame, key: str) -> Choice:
         rows = df[df["run_key"].astype(str).str.startswith(key)] if len(key) >= 4 else rows
     if len(rows) != 1:
         what = "matches several trials" if len(rows) > 1 else "is not a trial"
-        keys = rows["run_key"] if len(rows) > 1 else _finished(df, results_dir)["run_key"]
+        keys = rows["run_key"] if len(rows) > 1 else finished(df, results_dir)["run_key"]
         raise StudyError(f"run key {key!r} {what} in {results_dir} (finished: {listing(sorted(keys))})")
     return _row_choice(results_dir, rows.iloc[0], f"run key {key}")
 
@@ -111,18 +112,25 @@ def by_configuration(results_dir: Path, df: pd.DataFrame, configuration: str | N
     return _row_choice(results_dir, rows.iloc[0], f"configuration {configuration!r}, seed {seed}")
 
 
-def by_best(results_dir: Path, df: pd.DataFrame, metric: str) -> Choice:
-    """The configuration with the best mean `metric` over its finished seeds; within it, the best seed."""
+def metric_values(done: pd.DataFrame, metric: str, results_dir: Path) -> pd.DataFrame:
+    """The trials of `done` that measured `metric`, its value in column `_v`; an unknown or unmeasured metric is a
+    one-line StudyError listing the metrics measured there."""
     from study.metrics.registry import QUALITY_METRICS
 
-    done = _finished(df, results_dir)
     measured = [m for m in QUALITY_METRICS if m in done and pd.to_numeric(done[m], errors="coerce").notna().any()]
     if metric not in QUALITY_METRICS:
         raise StudyError(f"unknown metric {metric!r}: choose one of {listing(measured)} (measured in {results_dir})")
     if metric not in measured:
         raise StudyError(f"metric {metric!r} was not measured in {results_dir} (measured: {listing(measured)})")
+    return done.assign(_v=pd.to_numeric(done[metric], errors="coerce")).dropna(subset=["_v"])
+
+
+def by_best(results_dir: Path, df: pd.DataFrame, metric: str) -> Choice:
+    """The configuration with the best mean `metric` over its finished seeds; within it, the best seed."""
+    from study.metrics.registry import QUALITY_METRICS
+
+    done = metric_values(finished(df, results_dir), metric, results_dir)
     higher = QUALITY_METRICS[metric]
-    done = done.assign(_v=pd.to_numeric(done[metric], errors="coerce")).dropna(subset=["_v"])
     means = done.groupby("configuration")["_v"].agg(["mean", "count"]).reset_index()
     means = means.sort_values(["mean", "configuration"], ascending=[not higher, True])
     best = means.iloc[0]

@@ -140,14 +140,11 @@ def _imagenet_problems(field: str) -> list[str]:
     downloaded here, so a missing one names the path and where to get it."""
     from torchvision.models import VGG19_Weights
 
+    from study.encoders.hub import cache_hint
     from study.encoders.vgg import imagenet_file
 
     path = imagenet_file()
-    home = os.environ.get("TORCH_HOME")
-    home = f"TORCH_HOME={home}" if home else "TORCH_HOME unset: ~/.cache/torch"
-    hint = (f" (torchvision's cache $TORCH_HOME/hub/checkpoints/, {home}); study never downloads it: copy "
-            f"{path.name} there from {VGG19_Weights.IMAGENET1K_V1.url} or from a machine where torchvision "
-            f"downloaded it")
+    hint = " " + cache_hint(path, VGG19_Weights.IMAGENET1K_V1.url)
     return _weights_problems(f"{field} (ImageNet weights)", path, hint)
 
 

@@ -63,8 +63,9 @@ def imagenet_file() -> Path:
     """Where torchvision looks for the ImageNet VGG-19 weights before downloading them."""
     from torchvision.models import VGG19_Weights
 
-    name = os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+    from study.encoders.hub import hub_file
+
+    return hub_file(VGG19_Weights.IMAGENET1K_V1.url)
 
 
 def require_imagenet_file() -> Path:

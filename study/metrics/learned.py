@@ -15,10 +15,8 @@ grey level / 255) is repeated to three channels at its own resolution; see METHO
 from __future__ import annotations
 
 import functools
-import os
 import pickle
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -65,12 +63,9 @@ def weights_url(name: str) -> str:
 def backbone_file(name: str) -> Path:
     """Where torchvision looks for the backbone weights before downloading them: torch.hub's
     ``get_dir()/checkpoints/<file name of the URL>`` (torch.hub.load_state_dict_from_url's own rule)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights_url(name)).path)
+    from study.encoders.hub import hub_file
 
-
-def _home_hint() -> str:
-    home = os.environ.get("TORCH_HOME")
-    return f"TORCH_HOME={home}" if home else "TORCH_HOME unset: ~/.cache/torch"
+    return hub_file(weights_url(name))
 
 
 def missing_backbone(name: str) -> str | None:
@@ -79,9 +74,10 @@ def missing_backbone(name: str) -> str | None:
     path = backbone_file(name)
     if path.is_file():
         return None
-    return (f"{name}: ImageNet {_BACKBONES[name][0]} weights not found at {path} (torchvision's cache "
-            f"$TORCH_HOME/hub/checkpoints/, {_home_hint()}); study never downloads them: copy {path.name} there "
-            f"from {weights_url(name)} or from a machine where torchvision downloaded it")
+    from study.encoders.hub import cache_hint
+
+    return (f"{name}: ImageNet {_BACKBONES[name][0]} weights not found at {path} "
+            f"{cache_hint(path, weights_url(name), 'them')}")
 
 
 def _build_lpips(net_type: str) -> torch.nn.Module:

@@ -19,26 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from study.apply.select import Choice, by_configuration, by_run_key, listing, trials_table
+from study.apply.select import Choice, by_configuration, by_run_key, finished, listing, metric_values, trials_table
 from study.errors import StudyError
-
-
-def _finished(df: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
-    done = df[df["status"] == "finished"]
-    if done.empty:
-        raise StudyError(f"{results_dir}: no finished trial")
-    return done
-
-
-def _metric_values(done: pd.DataFrame, metric: str, results_dir: Path) -> pd.DataFrame:
-    from study.metrics.registry import QUALITY_METRICS
-
-    if metric not in QUALITY_METRICS:
-        raise StudyError(f"unknown metric {metric!r}: choose one of {listing(sorted(QUALITY_METRICS))}")
-    values = pd.to_numeric(done[metric], errors="coerce") if metric in done else pd.Series(np.nan, index=done.index)
-    if values.notna().sum() == 0:
-        raise StudyError(f"metric {metric!r} was not measured in {results_dir}")
-    return done.assign(_v=values).dropna(subset=["_v"])
 
 
 def median_seed(results_dir: Path, df: pd.DataFrame, configuration: str, metric: str) -> Choice:
@@ -48,7 +30,7 @@ def median_seed(results_dir: Path, df: pd.DataFrame, configuration: str, metric:
         configs = sorted(set(df.loc[df["status"] == "finished", "configuration"].astype(str)))
         raise StudyError(f"configuration {configuration!r} has no finished trial in {results_dir} "
                          f"(configurations: {listing(configs)})")
-    done = _metric_values(done, metric, results_dir).sort_values(["_v", "seed"])
+    done = metric_values(done, metric, results_dir).sort_values(["_v", "seed"])
     row = done.iloc[(len(done) - 1) // 2]
     choice = by_configuration(results_dir, df, configuration, int(row["seed"]))
     choice.reason = f"seed with the median test {metric} ({row['_v']:.4g}) of {len(done)} finished seed(s)"
@@ -61,7 +43,7 @@ def top_configurations(results_dir: Path, df: pd.DataFrame, k: int, metric: str)
 
     if k < 1:
         raise StudyError(f"--top {k}: choose at least 1 configuration")
-    done = _metric_values(_finished(df, results_dir), metric, results_dir)
+    done = metric_values(finished(df, results_dir), metric, results_dir)
     means = done.groupby("configuration")["_v"].mean().reset_index()
     means = means.sort_values(["_v", "configuration"], ascending=[not QUALITY_METRICS[metric], True])
     return [str(c) for c in means["configuration"].head(k)]
@@ -76,7 +58,7 @@ def choose_trials(results_dir: Path, *, trials=None, configurations=None, top=No
         chosen = [by_run_key(results_dir, df, key) for key in trials]
     else:
         if configurations is None and top is None:
-            configurations = sorted(set(_finished(df, results_dir)["configuration"].astype(str)))
+            configurations = sorted(set(finished(df, results_dir)["configuration"].astype(str)))
         names = configurations if top is None else top_configurations(results_dir, df, int(top), metric)
         chosen = [median_seed(results_dir, df, name, metric) for name in names]
     keys = [c.run_key for c in chosen]

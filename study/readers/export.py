@@ -20,6 +20,7 @@ import numpy as np
 from study.errors import StudyError
 from study.readers import layout
 from study.readers.choose import choose_trials, test_slices
+from study.store.results import write_json
 
 ROLES_SHOWN = ("low_dose", "full_dose")
 REF_FILES = {"low_dose": "test_ld.npy", "full_dose": "test_fd.npy"}  # the reference images a case may show
@@ -155,13 +156,13 @@ def export(results_dir, reader_dir, *, trials=None, configurations=None, top=Non
         (tmp / "images").mkdir()
         (tmp / "arrays").mkdir()
         case_list, key = _write_cases(tmp, plan, slices, outputs, refs, list(show), layout.DEFAULT_WINDOWS, design)
-        layout.write_json(tmp / layout.DESIGN, {
+        write_json(tmp / layout.DESIGN, {
             "version": 1, "design": design, "seed": int(seed), "results_dir": str(results_dir),
             "criteria": layout.DEFAULT_CRITERIA, "windows": layout.DEFAULT_WINDOWS, "show": list(show),
             "question_2afc": layout.QUESTION_2AFC})
-        layout.write_json(tmp / layout.CASES, case_list)
-        layout.write_json(tmp / layout.KEY, key)
-        layout.write_json(tmp / layout.READERS, {str(r).strip(): {"token": secrets.token_urlsafe(32)} for r in readers})
+        write_json(tmp / layout.CASES, case_list)
+        write_json(tmp / layout.KEY, key)
+        write_json(tmp / layout.READERS, {str(r).strip(): {"token": secrets.token_urlsafe(32)} for r in readers})
     return {"reader_dir": str(reader_dir), "design": design, "cases": len(case_list), "slices": len(slices),
             "readers": [str(r).strip() for r in readers],
             "trials": [{**_trial_key(c), "reason": c.reason} for c in chosen]}

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,19 +40,6 @@ DEFAULT_WINDOWS = [
     {"id": "bone", "label": "Bone", "center": 400, "width": 1800},
 ]
 QUESTION_2AFC = "Which image would you rather read?"
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomically (a temporary file in the same folder, then renamed)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_json(folder: Path, name: str):

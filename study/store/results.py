@@ -24,11 +24,16 @@ def trial_dir(results_dir: Path, run_key: str) -> Path:
 
 
 def write_json(path: Path, obj) -> None:
+    """Atomically: a temporary file in the same folder, renamed into place (removed if writing fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_torch_save(obj, path: Path) -> None:

@@ -11,15 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import mlflow_runs, tiny_spec, write_spec
+from helpers import free_port, mlflow_runs, tiny_spec, write_spec
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -34,7 +28,7 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_a_study_logs_to_a_real_mlflow_server_over_http(tmp_path):
-    port = _free_port()
+    port = free_port()
     store = f"sqlite:///{tmp_path / 'server.db'}"
     server = subprocess.Popen([sys.executable, "-m", "study", "mlflow-server", "--port", str(port),
                                "--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "artifacts"),

@@ -4,6 +4,7 @@ single-node SLURM."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import yaml
@@ -53,3 +54,22 @@ def mlflow_runs(uri: str, experiment: str):
         row.update({f"params.{k}": v for k, v in run.data.params.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stage_backbone(checkpoints: Path, model, name: str) -> None:
+    """A torchvision model's state_dict saved as `checkpoints/name` (a stand-in for an ImageNet file in torchvision's
+    cache); its classifier, which no metric or encoder uses, stored as zero-stride zeros so the file stays small
+    (loading copies them into the full-size layers)."""
+    import torch
+
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    torch.save({k: torch.zeros(()).expand(v.shape) if k.startswith("classifier.") else v
+                for k, v in model.state_dict().items()}, checkpoints / name)
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -53,12 +52,6 @@ def build_folder(root: Path, design: str = "likert", n_cases: int = 4, readers=(
 
 def order_of(f: dict, name: str) -> list[str]:
     return [f["case_ids"][i] for i in reader_order(SEED, name, len(f["case_ids"]))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(root: Path, port: int, tok: str) -> subprocess.Popen:

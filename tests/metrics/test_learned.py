@@ -13,20 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import stage_backbone
 from study.data.ct import window
 from study.data.phantoms import phantom_slice
 from study.errors import StudyError
 from study.metrics import learned
 
 FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg16": "vgg16-397923af.pth"}
-
-
-def _stage(checkpoints, model, name: str) -> None:
-    """A torchvision-format state_dict; the classifier (never used by the metrics) stored as zero-stride zeros so
-    the files stay small (loading copies them into the full-size layers)."""
-    sd = {k: torch.zeros(()).expand(v.shape) if k.startswith("classifier.") else v
-          for k, v in model.state_dict().items()}
-    torch.save(sd, checkpoints / name)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +31,9 @@ def staged_home(tmp_path_factory):
     checkpoints.mkdir(parents=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        _stage(checkpoints, alexnet(), FILES["alex"])
+        stage_backbone(checkpoints, alexnet(), FILES["alex"])
         torch.manual_seed(1)
-        _stage(checkpoints, vgg16(), FILES["vgg16"])
+        stage_backbone(checkpoints, vgg16(), FILES["vgg16"])
     return home
 
 

@@ -12,17 +12,15 @@ import sys
 import pandas as pd
 import torch
 
-from helpers import tiny_spec, write_spec
+from helpers import stage_backbone, tiny_spec, write_spec
 
 
 def test_a_study_measures_ct_niqe_and_lpips_and_names_the_metric_it_could_not_compute(tmp_path):
     from torchvision.models import alexnet
 
     checkpoints = tmp_path / "torch" / "hub" / "checkpoints"  # AlexNet staged (a seeded stand-in), VGG-16 absent
-    checkpoints.mkdir(parents=True)
     torch.manual_seed(0)
-    torch.save({k: torch.zeros(()).expand(v.shape) if k.startswith("classifier.") else v  # unused by LPIPS: 10 MB
-                for k, v in alexnet().state_dict().items()}, checkpoints / "alexnet-owt-7be5be79.pth")
+    stage_backbone(checkpoints, alexnet(), "alexnet-owt-7be5be79.pth")
     raw = tiny_spec(tmp_path, name="perc", training={"epochs": 4, "steps_per_epoch": 20, "val_metrics": ["psnr", "ct_niqe"]},
                     metrics=["psnr", "ssim", "rmse_hu", "ct_niqe", "lpips_alex", "lpips_vgg"])
     path = write_spec(tmp_path, raw)

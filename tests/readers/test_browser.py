@@ -12,7 +12,8 @@ import sqlite3
 import httpx
 import pytest
 
-from helpers.readers import build_folder, free_port, order_of, start_server
+from helpers import free_port
+from helpers.readers import build_folder, order_of, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver")
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")

@@ -20,6 +20,7 @@ from study.readers import layout
 from study.readers.analyze import analyze, reader_section_lines
 from study.readers.export import export
 from study.readers.stats import alpha, icc
+from study.store.results import write_json
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +126,14 @@ def _simulated(tmp: Path, metric: str, higher: bool) -> Path:
     per_image.to_parquet(tmp / "res" / "per_image.parquet")
     folder = tmp / "rd"
     folder.mkdir()
-    layout.write_json(folder / layout.DESIGN, {"version": 1, "design": "likert", "seed": 0,
+    write_json(folder / layout.DESIGN, {"version": 1, "design": "likert", "seed": 0,
                                                "results_dir": str(tmp / "res"),
                                                "criteria": [c for c in layout.DEFAULT_CRITERIA if c["id"] == "overall"],
                                                "windows": layout.DEFAULT_WINDOWS, "show": []})
     key = {f"case{n}": {"image_id": r["image_id"], "patient": r["patient"], "test_set": "test", "run_key": r["run_key"],
                         "configuration": r["configuration"], "seed": 0} for n, r in enumerate(rows)}
-    layout.write_json(folder / layout.KEY, key)
-    layout.write_json(folder / layout.CASES, [{"case_id": c, "images": {}} for c in key])
+    write_json(folder / layout.KEY, key)
+    write_json(folder / layout.CASES, [{"case_id": c, "images": {}} for c in key])
     z = (per_image[metric] - per_image[metric].mean()) / per_image[metric].std() * (1 if higher else -1)
     _answers(folder, [(f"r{j}", f"case{n}", "overall", int(np.clip(np.round(3 + 2 * z[n] + rng.normal(0, 0.5)), 1, 5)))
                       for j in range(3) for n in range(len(rows))])

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from helpers.readers import MARKER, build_folder, free_port as _free_port, order_of, start_server as _start
+from helpers import free_port as _free_port
+from helpers.readers import MARKER, build_folder, order_of, start_server as _start
 from study.readers.layout import QUESTION_2AFC
 from study.readers.server import make_app
 
