@@ -34,9 +34,21 @@ def browser():
 
 
 def _wait(driver, condition, what: str, timeout: float = 10):
+    """Wait for `condition`; the page re-renders the case after each answer, so an element found a moment ago may be
+    gone (stale) or not there yet: both mean "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d), message=what)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(lambda d: condition(d), message=what)
+
+
+def _image(driver) -> str:
+    """The shown case image's address, read again until the page holds still."""
+    from selenium.webdriver.common.by import By
+
+    return _wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "img[src*='/output/']").get_attribute("src"),
+                 "the case image")
 
 
 def test_a_reader_scores_three_cases_with_the_keyboard(tmp_path, browser):
@@ -49,17 +61,15 @@ def test_a_reader_scores_three_cases_with_the_keyboard(tmp_path, browser):
     try:
         base = f"http://127.0.0.1:{port}"
         browser.get(f"{base}/r/{tok}")
-        image = lambda d: d.find_element(By.CSS_SELECTOR, "img[src*='/output/']").get_attribute("src")
-        _wait(browser, image, "the case image")
-        first = image(browser)
+        first = _image(browser)
         body = browser.find_element(By.TAG_NAME, "body")
         body.send_keys("w")  # the next window preset: the same case, another image
-        _wait(browser, lambda d: image(d) != first and "/output/" in image(d), "another window preset")
+        _wait(browser, lambda d: _image(d) != first, "another window preset")
         scores = [[3, 4, 5, 2, 1], [5, 5, 4, 4, 3], [1, 2, 3, 4, 5]]
         for k, values in enumerate(scores):
-            shown = image(browser)
+            shown = _image(browser)
             body.send_keys(*[str(v) for v in values], Keys.ENTER)
-            _wait(browser, lambda d: _done(f["root"], "alice") == k + 1 and image(d) != shown, f"case {k + 1} saved")
+            _wait(browser, lambda d: _done(f["root"], "alice") == k + 1 and _image(d) != shown, f"case {k + 1} saved")
         assert _answers(f["root"], "alice") == {case: dict(zip(f["criteria"], values))
                                                 for case, values in zip(order_of(f, "alice"), scores)}
         assert "4" in browser.find_element(By.TAG_NAME, "body").text  # "case 4 of 4": resumed at the next case
