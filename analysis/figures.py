@@ -1,4 +1,5 @@
-"""Figures of the report (matplotlib, Agg backend)."""
+"""Figures of the report (matplotlib, Agg backend), in the shared style of `analysis.style`; each written as PNG (for
+the report) and as a vector PDF twin (for a paper)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis import style  # noqa: E402
+from analysis.style import metric_label  # noqa: E402
+
+style.apply()
+
+TWINS = (".pdf",)  # written beside every PNG
+
 
 def save(fig, path: Path) -> Path:
-    """Lay out, write (creating the folder) and close a figure."""
+    """Lay out, write the PNG at `path` and its vector twins (same stem, .pdf), creating the folder; close the
+    figure. Returns the PNG's path."""
     fig.tight_layout()
+    path = Path(path).with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=style.PNG_DPI)
+    for suffix in TWINS:
+        fig.savefig(path.with_suffix(suffix))
     plt.close(fig)
     return path
 
@@ -30,8 +42,8 @@ def boxplot(scores: pd.DataFrame, metric: str, path: Path, order: list[str] | No
     if reference is not None:
         ax.axhline(float(reference.median()), ls="--", color="grey", lw=1, label="low-dose input (median)")
         ax.legend(fontsize=8, loc="best")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per test image (mean over seeds)")
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title(f"{style.metric_name(metric)} per test image (mean over seeds)")
     return save(fig, path)
 
 
@@ -59,10 +71,12 @@ def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "fea
             ax.plot(list(row.index), row.to_numpy(), marker="o", label=str(level))
         if reference is not None:
             ax.axhline(reference, ls=":", color="grey", lw=1, label="pixel-only")
-        ax.set_title(f"{panel} = {pv}" if pv is not None else "", fontsize=9)
+        ax.set_title(f"{style.factor_name(panel)} = {pv:g}" if isinstance(pv, float) else
+                     f"{style.factor_name(panel)} = {pv}" if pv is not None else "", fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
-    axes[0][0].set_ylabel(f"mean {metric}")
-    axes[0][-1].legend(fontsize=7, title=hue, title_fontsize=7)
+        ax.set_xlabel(style.factor_name(x))
+    axes[0][0].set_ylabel(metric_label(metric, "mean"))
+    axes[0][-1].legend(fontsize=7, title=style.factor_name(hue), title_fontsize=7)
     return save(fig, path)
 
 
@@ -76,7 +90,8 @@ def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.axvline(0, color="grey", lw=1)
     labels = [f"{r.factor}: {r.a} vs {r.b}" if r.kind == "main" else f"{r.factor}: ({r.a}) {r.b}" for r in e.itertuples()]
     ax.set_yticks(list(y), labels, fontsize=7)
-    ax.set_xlabel(f"median per-image effect on {metric} (95% bootstrap CI)")
+    u = style.unit(metric)
+    ax.set_xlabel(f"median per-image effect on {style.metric_name(metric)}{f' ({u})' if u else ''}, 95% bootstrap CI")
     return save(fig, path)
 
 

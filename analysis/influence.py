@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.effects import weighting_label  # noqa: E402
 from analysis.figures import save  # noqa: E402
+from analysis.style import metric_label  # noqa: E402
 from analysis.markdown import md_table  # noqa: E402
 from study.losses.psi import lam_for_influence, perceptual_influence  # noqa: E402 - torch-free
 
@@ -97,7 +98,7 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
     if len(base):
         ax.axhline(base[metric].mean(), ls=":", color="grey", label="pixel-only")
     ax.set_xlabel("measured Ψ (last epoch)")
-    ax.set_ylabel(f"test {metric} (trial mean)")
+    ax.set_ylabel(metric_label(metric, "test") + ", trial mean")
     ax.legend(fontsize=7)
     return save(fig, path)
 

@@ -15,14 +15,17 @@ import pandas as pd
 from analysis import guidelines
 from analysis.claims import Settings, study_claims
 from analysis.consistency_section import consistency_section
+from analysis.design_section import design_section
 from analysis.convergence import convergence_lines, improving_configurations, still_improving
+from analysis.examples_figure import examples_section
 from analysis.influence import perceptual_influence_section
 from analysis.load import HIGHER_IS_BETTER, load_results, split_test_sets, unit_suffix
 from analysis.markdown import md_table
-from analysis.methods import methods_text, skipped_metrics_lines, window_phrase
+from analysis.methods import methods_text, skipped_metrics_lines
 from study.readers.analyze import reader_section_lines
 from analysis.network_section import network_section
 from analysis.paper1_section import pairs_section, published_section
+from analysis.provenance import provenance_section
 from analysis.psi_calibration import lam_section
 from analysis.sections import metric_section, power_section
 
@@ -91,17 +94,6 @@ def _html(md: str, report_dir: Path) -> str:
              "table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em}"
              "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>study report</title><style>{style}</style></head><body>{body}</body></html>"
-
-
-def _geometry(results_dir: Path, trials: pd.DataFrame) -> str:
-    """The data's acquisition geometry from the prepared data's manifest (the study's data id)."""
-    ids = trials["data_id"].dropna().unique() if "data_id" in trials else []
-    for did in ids:
-        path = results_dir / "data" / f"data-{did}" / "manifest.json"
-        if path.is_file():
-            m = json.loads(path.read_text())
-            return f"{m.get('geometry', '')}; slices per split {m.get('splits', {})}"
-    return ""
 
 
 def extra_section(name: str, images: pd.DataFrame, metrics: list[str], stats_dir: Path) -> list[str]:
@@ -177,7 +169,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     known = patients_known(spec, per_image)
     min_effect = {m: settings.effect(m) for m in HIGHER_IS_BETTER}
     seeds = sorted(trials["seed"].unique().tolist())
-    lines = [f"# Study report: {results_dir.name}", "", *_design(results_dir, trials, per_image, window, settings, known),
+    lines = [f"# Study report: {results_dir.name}", "", *design_section(results_dir, trials, per_image, window, settings, known),
              *skipped_metrics_lines(trials)]
     lines += perceptual_influence_section(trials, out)
     lines += lam_section(trials, out)  # analysis.psi_calibration
@@ -195,6 +187,9 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
     section, numbers = _metric_sections(per_image, metrics, out, power, power_effect)
     lines += section
+    if numbers:  # analysis.examples_figure: the outputs side by side, configurations best first by metrics[0]
+        lines += examples_section(results_dir, trials, per_image, list(numbers[metrics[0]]["means"]), window, out,
+                                  [m for m in ("psnr", "ssim") if m in metrics] or metrics[:2])
     lines += pairs_section(spec, per_image, settings, tables, out)  # analysis.paper1
     section, numbers_consistency = consistency_section(results_dir, trials, per_image, metrics, out)
     lines += section
@@ -204,6 +199,8 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     lines += reader_section_lines(results_dir)  # study.readers.analyze: where RESULTS_DIR/readers has answers
     lines += _guidelines(claims, context, bool(len(per_image)), out)
     lines += ["## Methods", "", methods_text(window, numbers, seeds, metrics, settings, context), ""]
+    lines += provenance_section(results_dir, trials, out)
+    lines += _tables(out, claims, numbers)
     _write(out, "\n".join(lines), numbers, numbers_consistency)
 
 
@@ -225,6 +222,23 @@ def _metric_sections(per_image: pd.DataFrame, metrics: list[str], out: Path, pow
     return lines, numbers
 
 
+def _tables(out: Path, claims: list[dict], numbers: dict) -> list[str]:
+    """The LaTeX tables (`tables/*.tex`) from the summary CSVs, the claims and the Ψ-λ table; the report's lines."""
+    from analysis.latex_tables import write_tables
+    from analysis.load import higher_is_better
+    from analysis.style import unit
+
+    summaries = {m: (pd.read_csv(out / "stats" / f"{m}_summary.csv"), higher_is_better(m), unit(m),
+                     n.get("input_mean"), n.get("input_sd")) for m, n in numbers.items()
+                 if (out / "stats" / f"{m}_summary.csv").is_file()}
+    paths = write_tables(out, claims, summaries)
+    return ["## Tables for a paper", "",
+            "LaTeX (booktabs) versions of the results, guidelines, pairwise and Ψ-λ tables, each a `table` float to "
+            "`\\input` (needs `\\usepackage{booktabs}`); `tables/preview.tex` compiles them all: "
+            + ", ".join(f"`tables/{p.name}`" for p in paths) + ". Every figure has a vector PDF twin beside its PNG "
+            "in `figures/`.", ""]
+
+
 def _guidelines(claims: list[dict], context: dict, any_images: bool, out: Path) -> list[str]:
     """guidelines.json and guidelines.md under `out`; the report's "Guidelines" lines."""
     if any_images:
@@ -243,39 +257,6 @@ def _write(out: Path, md: str, numbers: dict, numbers_consistency: dict) -> None
     if numbers_consistency:
         summary["consistency"] = numbers_consistency
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
-
-
-def _design(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, window: dict, settings: Settings,
-            known: bool) -> list[str]:
-    counts = trials["status"].value_counts().to_dict()
-    seeds = sorted(trials["seed"].unique().tolist())
-    factor_text = "; ".join(
-        f"{label} {', '.join(sorted({f'{v:g}' if isinstance(v, float) else str(v) for v in trials[col].dropna() if v != 'none'}))}"
-        for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
-                           ("psi_target", "Ψ target")) if col in trials and trials[col].notna().any())
-    wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
-    patients = sorted(per_image["patient"].dropna().astype(str).unique()) if known else []
-    lines = ["## Design", "",
-             f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-             f"configurations: {trials['configuration'].nunique()} (including the pixel-only baseline where present); "
-             f"seeds: {', '.join(map(str, seeds))}.",
-             f"- Factors: {factor_text}.",
-             f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0} "
-             + (f"from {len(patients)} patient(s) ({', '.join(patients[:12])}{' …' if len(patients) > 12 else ''})"
-                if known else "(synthetic phantoms: each an independent image, no patients)") + "; metric window: "
-             f"{window_phrase(window)}.",
-             f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
-    if known and len(patients) < settings.min_patients:
-        lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: the results describe "
-                  f"these patients and cannot generalise across patients."]
-    geometry = _geometry(results_dir, trials)
-    if geometry:
-        lines += [f"- Data: {geometry}."]
-    missing = trials[trials["status"] != "finished"]
-    if len(missing):
-        lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
-        lines += [md_table(missing[["run_key", "configuration", "seed", "status", "error"]].fillna(""))]
-    return lines
 
 
 def _context(per_image: pd.DataFrame, claims: list[dict], s: Settings, metrics: list[str], improving: dict) -> dict:

@@ -136,7 +136,7 @@ def metric_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[lis
     summary.to_csv(stats_dir / f"{metric}_summary.csv", index=False)
     lines = summary_lines(summary, ref, metric, dropped)
     numbers = {"n_images": int(len(scores)), "k": int(scores.shape[1]), "best": str(summary["configuration"].iloc[0]),
-               "input_mean": float(ref.mean()), "means": dict(zip(summary["configuration"], summary["mean"]))}
+               "input_mean": float(ref.mean()), "input_sd": float(ref.std(ddof=1)), "means": dict(zip(summary["configuration"], summary["mean"]))}
     text, numbers["friedman"] = omnibus(scores, metric, stats_dir)
     lines += ["", *text]
     order = list(summary["configuration"])

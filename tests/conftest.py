@@ -50,3 +50,18 @@ def vgg_weights_file(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _no_global_mlflow_uri(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture
+def figure_titles(monkeypatch) -> dict:
+    """Figure file name → the titles of its panels (newlines as spaces), recorded as analysis.figures.save writes it."""
+    from analysis import figures
+
+    seen, save = {}, figures.save
+
+    def record(fig, path):
+        seen[Path(path).name] = [" ".join(ax.get_title().split("\n")) for ax in fig.axes if ax.get_title()]
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "save", record)
+    return seen

@@ -267,7 +267,7 @@ class Tracker:
         elif "error" in self.client.get_run(run_id).data.tags:
             self.client.delete_tag(run_id, "error")
         self.client.log_batch(run_id, metrics=finals, tags=tags)
-        for name in ("per_image.parquet", "examples.png", "history.json", "result.json"):
+        for name in ("per_image.parquet", "examples.png", "examples.npz", "history.json", "result.json"):
             if (Path(folder) / name).is_file():
                 self.client.log_artifact(run_id, str(Path(folder) / name))
         if (Path(folder) / "model.pt").is_file():  # the trial's selected model (study.trial.model_file.load_model)

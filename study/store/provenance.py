@@ -8,7 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("study", "torch", "torchvision", "numpy", "scikit-image", "ray", "mlflow", "pandas", "scipy")
+PACKAGES = ("study", "torch", "torchvision", "torchmetrics", "numpy", "scikit-image", "pydicom", "ray", "mlflow", "pandas",
+            "scipy")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """How a trial is measured: its report after every epoch (losses per term, λ, Ψ, validation on evenly spaced
-slices), the selected weights on full test slices (per image, output and low-dose input), the example images, and
-the trial's summary."""
+slices), the selected weights on full test slices (per image, output and low-dose input), the example slices
+(chosen by `study.trial.examples`), and the trial's summary."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from study.data.ct import hu_to_unit, unit_to_hu
 from study.losses.influence import gradient_share
 from study.losses.terms import term_shares
 from study.metrics.registry import quality_metrics
+from study.trial.examples import Examples, choose
 from study.trial.packing import packing_warning
 
 #: what a trial reports after every epoch (besides `epoch`)
@@ -136,13 +137,14 @@ def _packing_warning(t):
 def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_examples: int, names,
                      kw: dict | None = None):
     """Per-image metrics of the output and of the low-dose input on one test set (full slices), and up to
-    `n_examples` example images: image_id → (low dose, output, full dose) in HU."""
+    `n_examples` example slices (`study.trial.examples.Examples`, chosen from the test set alone)."""
     low, high = window.bounds
     ld, fd = np.load(data / f"{name}_ld.npy", mmap_mode="r"), np.load(data / f"{name}_fd.npy", mmap_mode="r")
     meta_path = data / f"{name}_meta.json"
     metas = json.loads(meta_path.read_text()) if meta_path.is_file() else [
         {"image_id": f"{name}-{i:04d}", "patient": "", "block": f"{name}-{i:04d}"} for i in range(len(ld))]
-    rows, examples, geo = [], {}, geometry(data, name)
+    choice = choose(data, name, (low, high), n_examples, metas)
+    rows, kept, geo = [], {}, geometry(data, name)
     for start in range(0, len(ld), 16):  # bounded memory on large test sets
         x, r = np.asarray(ld[start:start + 16]), np.asarray(fd[start:start + 16])
         pred = predict(model, x, hu_range, device)
@@ -153,21 +155,23 @@ def measure_test_set(model, data: Path, name: str, hu_range, device, window, n_e
             row.update({f"input_{key}": v for key, v in
                         quality_metrics(xi, ri, low, high, names, bits=window.bits, **g, **(kw or {})).items()})
             rows.append(row)
-            if len(examples) < n_examples:
-                examples[m["image_id"]] = (xi, p, ri)
-    return rows, examples
+            if start + k in choice.indices:
+                kept[start + k] = (xi, p, ri)
+    ids = [metas[i]["image_id"] for i in choice.indices]
+    return rows, Examples({iid: kept[i] for iid, i in zip(ids, choice.indices)}, dict(zip(ids, choice.zoom)),
+                          dict(zip(ids, choice.rule)), choice.choice)
 
 
-def measure_tests(model, spec, splits, device, ms: Measures | None = None) -> tuple[list[dict], dict]:
-    """Every test set of the data (`test`, and `real` where there is one): per-image rows and example images (from
+def measure_tests(model, spec, splits, device, ms: Measures | None = None) -> tuple[list[dict], Examples]:
+    """Every test set of the data (`test`, and `real` where there is one): per-image rows and example slices (from
     `test` only). `ms`: the trial's `Measures` (default: the spec's metrics, as they are)."""
-    per_image, examples = [], {}
+    per_image, examples = [], Examples()
     ms = ms or Measures(list(spec.training.val_metrics), list(spec.metrics))
     for name in splits.test_sets:
         rows, ex = measure_test_set(model, Path(spec.data_path), name, tuple(spec.hu_range), device, spec.window,
                                     spec.example_images if name == "test" else 0, ms.test, ms.kw)
         per_image += rows
-        examples.update(ex)
+        examples = ex if len(ex) else examples
     return per_image, examples
 
 

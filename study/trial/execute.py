@@ -1,9 +1,10 @@
 """Run one trial and write its folder; the same code behind every backend (local, Ray, SLURM).
 
 Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after each epoch, then `model.pt` (the
-selected weights), `per_image.parquet`, `history.json`, `examples.png` and, last, `result.json` (status finished or
-failed); the checkpoint of a finished trial is then removed unless `training.keep_checkpoint`.
-A trial that raises is retried (see `execute`) and then recorded as failed with its reason; the study goes on.
+selected weights), `per_image.parquet`, `history.json`, `examples.png` and `examples.npz` (the example slices of
+`study.trial.examples`, for the report's side-by-side figure; neither with `tracking.example_images: 0`) and, last,
+`result.json` (status finished or failed); the checkpoint of a finished trial is then removed unless
+`training.keep_checkpoint`. A trial that raises is retried (see `execute`) and then recorded as failed with its reason; the study goes on.
 `events.log` keeps one JSON line per start, retry and end: the audit trail that exactly-once checks read.
 """
 
@@ -22,6 +23,7 @@ from study.store.events import log_event, read_events
 from study.store.locks import file_lock, try_lock
 from study.store.provenance import git_commit, package_versions
 from study.store.results import read_record, write_json, write_parquet
+from study.trial.examples import write_npz
 from study.trial.loop import Diverged
 from study.trial.spec import TrialSpec
 from study.trial.train import run_trial
@@ -67,8 +69,9 @@ def execute(spec: TrialSpec, on_epoch: Optional[Callable[[int, dict], None]] = N
                 result = run_trial(spec, on_epoch)
                 write_parquet(pd.DataFrame(result.per_image), out / "per_image.parquet")
                 write_json(out / "history.json", result.history)
-                if result.examples:
-                    _examples_png(result.examples, spec.window, out / "examples.png")
+                if len(result.examples):
+                    _examples_png(result.examples.images, spec.window, out / "examples.png")
+                    write_npz(out / "examples.npz", result.examples, spec.window)
                 record = {**base, "status": "finished", **result.summary, "error": None}
                 break
             except Exception as err:  # noqa: BLE001 - a failing trial must not stop the study

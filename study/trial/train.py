@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 from study.trial.batches import device_split, init_output, load_splits, unit_batch
 from study.trial.checkpoint import save_checkpoint
+from study.trial.examples import Examples
 from study.trial.evaluate import (EPOCH_METRICS, epoch_metrics, is_epoch_metric, means_over_tests, measure_tests,
                                   measures, summarise)
 from study.trial.loop import Diverged, RunState, Trainer, setup, start, train_epoch
@@ -36,7 +37,7 @@ class TrialResult:
     summary: dict
     per_image: list[dict]
     history: list[dict]
-    examples: dict = field(default_factory=dict)  # image_id -> (low-dose, output, full-dose) in HU
+    examples: Examples = field(default_factory=Examples)  # the example slices (study.trial.examples)
 
 
 def keep_best(t: Trainer, run: RunState, metrics: dict) -> None:

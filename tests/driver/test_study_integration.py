@@ -82,6 +82,39 @@ def test_results_folder_follows_the_contract(ray_study):
     assert "data:image/png;base64" in (report / "report.html").read_text()
 
 
+def test_the_report_goes_into_a_paper(ray_study, figure_titles, tmp_path):
+    """Issue #22 on a real study: LaTeX tables that compile (or parse) standalone, a PDF twin of every figure, the
+    example slice with every configuration titled, and the Provenance section."""
+    from analysis.report import write_report
+    from helpers.latex import check_table
+
+    _, _, out = ray_study
+    report = write_report(out)
+    tables = sorted((report / "tables").glob("*.tex"))
+    assert {"results_psnr.tex", "results_ssim.tex", "guidelines.tex", "pairwise.tex"} <= {p.name for p in tables}
+    for table in tables:
+        if table.name != "preview.tex":
+            check_table(table, tmp_path / "tex")
+    figures = report / "figures"
+    pngs = sorted(figures.glob("*.png"))
+    assert pngs and {p.stem for p in pngs} == {p.stem for p in figures.glob("*.pdf")}
+    assert all(p.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-" for p in pngs)
+    trials = pd.read_parquet(out / "trials.parquet")
+    shown = [name for name in figure_titles if name.startswith("examples_")]
+    assert len(shown) == 1  # tracking.example_images: 1
+    titles = figure_titles[shown[0]]
+    for configuration in trials["configuration"].unique():
+        assert any(t.startswith(configuration) and "PSNR" in t and "dB" in t for t in titles), configuration
+    text = (report / "report.md").read_text()
+    assert "![example" in text and f"figures/{shown[0]}" in text
+    provenance = text.split("## Provenance", 1)[1]
+    commit = trials["git_commit"].iloc[0]
+    assert f"`{commit}`" in provenance and f"`{trials['data_id'].iloc[0]}`" in provenance
+    assert trials["encoder_sha256"].dropna().iloc[0] in provenance and "torch" in provenance
+    assert "- Factors: feature level block1_conv2; pretraining mine, random; λ 0.1; plus the pixel-only baseline." \
+        in text
+
+
 def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     _, _, out = ray_study
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")  # the autouse fixture clears it for later tests

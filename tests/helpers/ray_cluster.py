@@ -14,8 +14,16 @@ import time
 from pathlib import Path
 
 
+def worker_port(base: int = 16379) -> int:
+    """`base`, moved by 200 per pytest-xdist worker (gw0, gw1, …) so that parallel test processes' clusters never
+    share a port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return base + 200 * int(worker[2:] or 0)
+
+
 class RayCluster:
-    def __init__(self, port: int = 16379, cpus_per_node: int = 1):
+    def __init__(self, port: int | None = None, cpus_per_node: int = 1):
+        port = worker_port() if port is None else port
         self.port, self.cpus = port, cpus_per_node
         self.address = f"127.0.0.1:{port}"
         self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths have a length cap
@@ -50,6 +58,7 @@ class RayCluster:
 
     def start(self, timeout: float = 90) -> "RayCluster":
         self._start(["--head", f"--port={self.port}", f"--temp-dir={self.temp}", "--include-dashboard=false",
+                     f"--dashboard-port={self.port + 7}",
                      *self._node(0)], "head.log")
         time.sleep(3)
         self._start([f"--address={self.address}", *self._node(50)], "worker.log")

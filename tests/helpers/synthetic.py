@@ -68,3 +68,29 @@ def results_folder(root: Path, *, name="synthetic", spec: dict | None = None, **
     images.to_parquet(out / "per_image.parquet")
     (out / "study.yaml").write_text(yaml.safe_dump({"name": name, "metric_window": "abdomen", **(spec or {})}))
     return out
+
+
+def add_examples(folder: Path, image_ids=("img003", "img007"), size=32, skip=()) -> list[str]:
+    """An examples.npz (study.trial.examples) in every finished trial of a `results_folder` but the run keys in
+    `skip`: a disc with a small lesion as reference, its noisy low dose, and an output whose noise shrinks with the
+    trial's index. Returns the run keys given one."""
+    from study.spec import Window
+    from study.trial.examples import Examples, write_npz
+
+    trials = pd.read_parquet(folder / "trials.parquet")
+    yy, xx = np.mgrid[:size, :size]
+    ref = np.where((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 2.5) ** 2, 50.0, -1000.0)
+    ref[(yy - size / 2) ** 2 + (xx - size / 3) ** 2 < 4] = 20.0
+    box = (size // 4, size // 4, size // 4)
+    written = []
+    for n, r in enumerate(trials[trials["status"] == "finished"].itertuples()):
+        if r.run_key in skip:
+            continue
+        rng = np.random.default_rng(n)
+        images = {i: (ref + rng.normal(0, 40, ref.shape), ref + rng.normal(0, 40 / (2 + n), ref.shape), ref)
+                  for i in image_ids}
+        write_npz(folder / "trials" / r.run_key / "examples.npz",
+                  Examples(images, dict.fromkeys(image_ids, box), dict.fromkeys(image_ids, "lesion"), "lesions"),
+                  Window())
+        written.append(r.run_key)
+    return written

@@ -1,0 +1,230 @@
+"""The report's tables as LaTeX files for a paper (`report/tables/*.tex`, booktabs), and a `preview.tex` that
+inputs them all."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.style import metric_name as _label
+from analysis.latex import booktabs, decimals, escape, estimate_ci, fixed, num, plain, preview, pvalue, to_float
+
+PAIRWISE = ("better", "worse", "equivalent", "undecided", "best", "depends")
+KINDS = {"better": "better than", "worse": "worse than", "equivalent": "equivalent to", "undecided": "undecided vs.",
+         "best": "best (vs. reference)"}
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="ascii")
+    return folder / name
+
+
+def _bests(values: list[str], raw, best) -> set[int]:
+    """Rows whose shown value equals the shown value of the best raw one (ties in print are bold together)."""
+    s = pd.Series(raw, dtype=float)
+    if s.notna().sum() == 0:
+        return set()
+    top = values[int(best(s))]
+    return {i for i, v in enumerate(values) if v == top}
+
+
+def results_table(summary: pd.DataFrame, metric: str, *, higher_is_better: bool, unit: str = "",
+                  input_mean=None, input_sd=None, path: Path) -> Path:
+    """`results_<metric>.tex` in the folder `path`: mean ± SD, median and mean rank per configuration (the report's
+    summary table, best first), the best of each column in bold, and the low-dose input last when given."""
+    d = decimals(float(summary["sd"].median()))
+    ok = plain(*summary["mean"], *summary["median"])
+    f = (lambda x: fixed(x, d)) if ok else (lambda x: num(x, 3))
+    mean_sd = [f"{f(m)} $\\pm$ {f(s)}" for m, s in zip(summary["mean"], summary["sd"])]
+    median = [f(x) for x in summary["median"]]
+    rank = [fixed(x, 2) for x in summary["mean_rank"]]
+    best = pd.Series.idxmax if higher_is_better else pd.Series.idxmin
+    bold = {(i, 1) for i in _bests(mean_sd, summary["mean"].to_numpy(), best)}
+    bold |= {(i, 2) for i in _bests(median, summary["median"].to_numpy(), best)}
+    bold |= {(i, 3) for i in _bests(rank, summary["mean_rank"].to_numpy(), pd.Series.idxmin)}
+    rows = [[escape(c), *v] for c, *v in zip(summary["configuration"], mean_sd, median, rank)]
+    rules = {}
+    if input_mean is not None and math.isfinite(float(input_mean)):
+        rules[len(rows)] = r"\midrule"
+        sd = f" $\\pm$ {f(input_sd)}" if input_sd is not None and math.isfinite(float(input_sd)) else ""
+        rows.append(["Low-dose input", f(input_mean) + sd, "--", "--"])
+    u = f" ({escape(unit)})" if unit else ""
+    name = escape(_label(metric))
+    direction = "higher is better" if higher_is_better else "lower is better"
+    caption = (f"{name}{u} on the test images ({direction}): mean $\\pm$ SD and median over test images of the "
+               "mean over seeds per test image, and the mean rank over test images (1 = best). "
+               "Best value of each column in bold.")
+    cols = ["Configuration", f"{name} mean $\\pm$ SD{u}", f"Median{u}", "Mean rank"]
+    text = booktabs(rows, cols, caption=caption, label=f"tab:results-{_key(metric)}", align="lrrr", bold=bold,
+                    rules=rules)
+    return _write(Path(path), f"results_{metric}.tex", text)
+
+
+def _key(text: str) -> str:
+    return "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in str(text))
+
+
+def _kind(c: dict) -> str:
+    """The claim's kind in words."""
+    k = c["kind"]
+    if k == "factor_importance":
+        share = fixed(100 * c["share"], 0) + r"\%" if c.get("share") is not None else "?"
+        return ("matters" if c.get("matters") else "not shown to matter") + f" (share {share})"
+    if k == "depends":
+        return f"better than (depends on {escape(c.get('on', '?'))})"
+    if k == "insufficient_replication":
+        if c.get("would_be"):
+            return f"too few seeds; would be {KINDS.get(c['would_be'], escape(c['would_be']))}"
+        return "too few seeds" + (f" (need {c['seeds_needed']})" if c.get("seeds_needed") is not None else "")
+    return KINDS.get(k, escape(k))
+
+
+def _subject(c: dict) -> str:
+    ctx = c.get("context") if c["kind"] == "depends" and c.get("on") != "metric" else None
+    return escape(c["subject"]) + (f" (within {escape(ctx)})" if ctx else "")
+
+
+def _grouped(rows: list[tuple[str, list[str]]]) -> tuple[list[list[str]], dict[int, str]]:
+    """Rows of (metric, cells): the metric named on its first row only, a midrule between metrics."""
+    out, rules, last = [], {}, None
+    for metric, cells in rows:
+        if last is not None and metric != last:
+            rules[len(out)] = r"\midrule"
+        out.append([escape(_label(metric)) if metric != last else "", *cells])
+        last = metric
+    return out, rules
+
+
+def guidelines_table(claims: list[dict], path: Path) -> Path:
+    """`guidelines.tex` in the folder `path`: one row per claim of guidelines.json, grouped by metric."""
+    order = list(dict.fromkeys(c["metric"] for c in claims))
+    rows = []
+    for c in sorted(claims, key=lambda c: order.index(c["metric"])):
+        est, ci = estimate_ci(c["estimate"], c["ci_low"], c["ci_high"])
+        ref = escape(c["reference"]) if c.get("reference") is not None else "--"
+        rows.append((c["metric"], [_kind(c), _subject(c), ref, f"{est} {ci}" if ci != "--" else est,
+                                   pvalue(c["p_adj"]), num(c.get("n_networks"))]))
+    body, rules = _grouped(rows)
+    cols = ["Metric", "Claim", "Subject", "Reference", r"Estimate [95\% CI]", r"$p_\mathrm{adj}$", "Networks"]
+    if not body:
+        body = [["No claims", *[""] * 6]]
+    caption = ("Design claims per metric (guidelines.json). Estimates are subject $-$ reference in the metric's "
+               r"unit (factor terms: the largest level difference); $p_\mathrm{adj}$ is Holm-adjusted within the "
+               "claim's family (TOST for equivalence).")
+    text = booktabs(body, cols, caption=caption, label="tab:guidelines", align="llp{4cm}p{4cm}lrr",
+                    rules=rules, size="footnotesize", wide=True)
+    return _write(Path(path), "guidelines.tex", text)
+
+
+def pairwise_claims(claims: list[dict]) -> list[dict]:
+    """The claims that compare a subject with a reference (one per metric, subject, reference and context)."""
+    out, seen = [], set()
+    for c in claims:
+        kind = c.get("would_be", c["kind"])
+        key = (c["metric"], c["subject"], c.get("reference"), _context(c))
+        if kind in PAIRWISE and c.get("reference") is not None and key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _context(c: dict):
+    return c.get("context") if c.get("would_be", c["kind"]) == "depends" and c.get("on") != "metric" else None
+
+
+def _contrasts(stats_dir: Path) -> dict[tuple, dict]:
+    """Network-level contrasts by (metric, subject, reference, context) from the stats CSVs."""
+    out = {}
+    for name in ("network_vs_best", "network_depends", "network_levels"):
+        p = Path(stats_dir) / f"{name}.csv"
+        if not p.exists():
+            continue
+        t = pd.read_csv(p, dtype={k: str for k in ("metric", "factor", "context", "a", "b")})
+        for r in t.to_dict("records"):
+            fac = f"{r['factor']}=" if "factor" in r else ""
+            ctx = r.get("context") if name == "network_depends" else None
+            out.setdefault((r["metric"], fac + r["a"], fac + r["b"], ctx), r)
+    return out
+
+
+def pairwise_table(claims: list[dict], stats_dir: Path, path: Path) -> Path:
+    """`pairwise.tex` in the folder `path`: the full test of every pairwise claim, from the network-level contrast
+    CSVs in `stats_dir` (the claim's own numbers where no row matches)."""
+    found = _contrasts(stats_dir)
+    rows = []
+    for c in pairwise_claims(claims):
+        r = found.get((c["metric"], c["subject"], c["reference"], _context(c)))
+        if r is None:
+            p_eq = c["p_adj"] if c["kind"] == "equivalent" else None
+            r = {**c, "se": None, "df": None, "t": None, "pvalue": None, "p_equiv": p_eq,
+                 "p_adj": None if p_eq is not None else c["p_adj"]}
+        se = to_float(r["se"])
+        est, ci = estimate_ci(r["estimate"], r["ci_low"], r["ci_high"], scale=se if math.isfinite(se) else None)
+        se_txt = fixed(se, decimals(se)) if plain(se) else num(se, 3)
+        rows.append((c["metric"], [_subject(c), escape(c["reference"]), est, ci, se_txt, num(r["df"], 3),
+                                   num(r["t"], 3), pvalue(r["pvalue"]), pvalue(r["p_adj"]), pvalue(r["p_equiv"])]))
+    body, rules = _grouped(rows)
+    cols = ["Metric", "A", "B", r"$\Delta$ (A $-$ B)", r"95\% CI", "SE", "df", "$t$", "$p$",
+            r"$p_\mathrm{adj}$ (Holm)", r"$p_\mathrm{equiv}$ (TOST)"]
+    caption = ("The tests behind the pairwise claims: per-network means, $t$ with Satterthwaite df (networks are the "
+               r"replicates); $p_\mathrm{adj}$ Holm within the claim's family, $p_\mathrm{equiv}$ the Holm-adjusted "
+               "two one-sided tests against the metric's smallest effect.")
+    text = booktabs(body, cols, caption=caption, label="tab:pairwise", align="lp{2.8cm}p{2.8cm}rlrrrrrr",
+                    rules=rules, size="scriptsize", wide=True)
+    return _write(Path(path), "pairwise.tex", text)
+
+
+def _psi_header(col: str) -> str:
+    fixed_names = {"feature_level": "Feature level", "pretraining": "Pretraining", "arm": "Arm", "n": "$n$",
+                   "L_pixel": r"$L_\mathrm{pixel}$", "L_P": "$L_P$"}
+    if col in fixed_names:
+        return fixed_names[col]
+    for prefix, fmt in (("psi_at_lam_", r"$\Psi$ at $\lambda={}$"), ("lam_for_psi_", r"$\lambda$ for $\Psi={}$")):
+        if col.startswith(prefix):
+            return fmt.format(escape(col[len(prefix):]))
+    return escape(col)
+
+
+def psi_lambda_table(table: pd.DataFrame, path: Path) -> Path:
+    """`psi_lambda.tex` in the folder `path`: loss magnitudes, Ψ at a common λ and the λ each target Ψ needs
+    (stats/lambda_for_psi.csv); a column with a tiny or huge value is in scientific notation throughout."""
+    cols = list(table.columns)
+    fmt = {}
+    for col in cols:
+        v = pd.to_numeric(table[col], errors="coerce") if col not in ("feature_level", "pretraining", "arm") else None
+        if v is None or v.isna().all() or col == "n":
+            fmt[col] = (lambda x: escape(x)) if v is None else (lambda x: num(x))
+        else:
+            sci = not plain(*v.dropna())
+            fmt[col] = (lambda x, sci=sci: num(x, 3, sci=sci))
+    rows, rules = [], {}
+    for i, r in enumerate(table.to_dict("records")):
+        if i and "feature_level" in r and r["feature_level"] != table["feature_level"].iloc[i - 1]:
+            rules[i] = r"\addlinespace"
+        rows.append([fmt[c](r[c]) for c in cols])
+    caption = (r"Loss magnitudes per training arm (pixel $L_\mathrm{pixel}$, perceptual $L_P$), the perceptual "
+               r"share $\Psi = \lambda L_P / (L_\mathrm{pixel} + \lambda L_P)$ at a common $\lambda$, and the "
+               r"$\lambda$ that gives each target $\Psi$.")
+    align = "".join("l" if c in ("feature_level", "pretraining", "arm") else "r" for c in cols)
+    text = booktabs(rows, [_psi_header(c) for c in cols], caption=caption, label="tab:psi-lambda", align=align,
+                    rules=rules, size="footnotesize", wide=True)
+    return _write(Path(path), "psi_lambda.tex", text)
+
+
+def write_tables(out: Path, claims: list[dict], summaries: dict[str, tuple]) -> list[Path]:
+    """Every table under `out/tables` (results per metric, guidelines, pairwise and Ψ-λ where there is data) and
+    `preview.tex` that compiles them all; `summaries[metric]` = (summary, higher, unit, input_mean, input_sd)."""
+    folder, out = Path(out) / "tables", Path(out)
+    paths = [results_table(s, m, higher_is_better=h, unit=u, input_mean=im, input_sd=isd, path=folder)
+             for m, (s, h, u, im, isd) in summaries.items()]
+    paths.append(guidelines_table(claims, folder))
+    if pairwise_claims(claims):
+        paths.append(pairwise_table(claims, out / "stats", folder))
+    psi = out / "stats" / "lambda_for_psi.csv"
+    if psi.exists():
+        paths.append(psi_lambda_table(pd.read_csv(psi), folder))
+    paths.append(_write(folder, "preview.tex", preview([p.stem for p in paths])))
+    return paths
