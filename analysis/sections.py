@@ -121,7 +121,7 @@ def effects_section(per_image: pd.DataFrame, metric: str, out: Path) -> tuple[li
         cells = cell_means(per_image, metric, factors)
         base = per_image[per_image["configuration"] == BASELINE]
         ref = float(base.groupby(block_key(base))[metric].mean().mean()) if len(base) else None
-        panel = next((f for f in ("lam", "psi_target") if f in factors), None)
+        panel = next((f for f in ("weighting", "lam", "psi_target") if f in factors), None)
         fig = interaction_plot(cells, metric, out / "figures" / f"interaction_{metric}.png", panel=panel, reference=ref)
         lines += [f"![{metric}: feature level × pretraining](figures/{fig.name})", ""]
     return lines, eff

@@ -23,7 +23,7 @@ NAMES = {"psnr": "PSNR", "ssim": "SSIM", "rmse_hu": "RMSE", "nrmse": "NRMSE", "m
          "lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG)", "dists": "DISTS", "niqe": "NIQE",
          "ct_niqe": "CT-NIQE"}
 
-FACTORS = {"lam": "λ", "psi_target": "Ψ target", "feature_level": "feature level", "pretraining": "pretraining",
+FACTORS = {"weighting": "loss weighting", "lam": "λ", "psi_target": "Ψ target", "feature_level": "feature level", "pretraining": "pretraining",
            "loss": "loss", "seed": "seed"}
 
 
