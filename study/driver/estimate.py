@@ -26,6 +26,9 @@ FLOAT = 4  # bytes per float32 parameter
 MODEL_FILE_EXTRA = 8_000  # model.pt besides its tensors: the pickle, the model spec, ids
 VGG19_FEATURES = 20_024_384  # parameters of a VGG-19 `features` (an encoder the study makes is saved as these)
 EXAMPLE_PNG = 100_000  # examples.png per example image (a 720×240 px row at dpi 80)
+EXAMPLE_NPZ = 3 * 2  # examples.npz bytes per pixel of an example slice: low, output, reference as int16 (an upper
+# bound: compressed, the smoke study's came to 0.55 of it)
+SLICE_PX = 512  # side of a CT slice where the data do not say (DICOM sources)
 STEP_BUDGET_S = 10.0  # a warm-up step slower than this is the timing (no further steps are timed)
 MAX_MEASURED = 500  # finished trial folders whose size is measured (evenly spread)
 
@@ -182,12 +185,14 @@ def _disk(p, todo: list, sizes: list[int], params: int, critic: int) -> tuple[in
 
 
 def _small_files(spec) -> int:
-    """result.json, history.json, events.log, examples.png and per_image.parquet of one trial (phantom test sets
-    are counted; other sources' per_image.parquet grows with their test slices)."""
+    """result.json, history.json, events.log, examples.png, examples.npz and per_image.parquet of one trial (phantom
+    test sets are counted; other sources' per_image.parquet grows with their test slices)."""
     d = spec.data
     images = d.n_test + 2 if d.source == "phantom" else 0
     per_image = 10_000 + images * 16 * (2 * len(spec.metrics) + 6)
-    return 6_000 + 1_000 * spec.training.epochs + EXAMPLE_PNG * spec.tracking.example_images + per_image
+    side = d.size if d.source == "phantom" else SLICE_PX
+    examples = (EXAMPLE_PNG + EXAMPLE_NPZ * side * side) * spec.tracking.example_images
+    return 6_000 + 1_000 * spec.training.epochs + examples + per_image
 
 
 def data_bytes(p) -> tuple[Optional[int], str]:

@@ -152,7 +152,8 @@ def test_the_perceptual_grid_dry_run_names_its_three_missing_inputs_and_summaris
     assert len(out.splitlines()) < 30 and "run_key" not in out  # no row per trial
     disk = re.search(r"disk ≈ ([\d.]+) GB \(model\.pt ([\d.]+) MB per trial", out)
     assert disk and 31.0 <= float(disk[2]) <= 31.1, out  # 7.76 M float32 parameters
-    assert 2165 * 31.0e-3 <= float(disk[1]) <= 2165 * 31.4e-3 + 0.1  # + one random encoder
+    examples = 2 * 3 * 2 * 512 ** 2 / 1e9  # examples.npz: 2 slices × (low, output, reference) int16
+    assert 2165 * (31.0e-3 + examples) <= float(disk[1]) <= 2165 * (31.4e-3 + examples) + 0.1  # + a random encoder
     assert "trial-hours unknown" in out and "steps per epoch from the data" in out
     assert "1 problem(s)" not in res.stderr and "error: preflight: 3 problem(s)" in res.stderr
     assert not (tmp_path / "out").exists()
