@@ -50,21 +50,9 @@ def encoder_ids(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["pretraining", "encoder_id", "sha256"])
 
 
-def _report_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in REPORT_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
 def provenance(results_dir: Path, trials: pd.DataFrame) -> dict:
     """The facts of the section, as a dict (also written as provenance.json)."""
-    from study.store.provenance import git_commit  # torch-free
+    from study.store.provenance import git_commit, versions  # torch-free
 
     spec = results_dir / "study.yaml"
     ident = results_dir / "identity.json"
@@ -83,7 +71,7 @@ def provenance(results_dir: Path, trials: pd.DataFrame) -> dict:
         "encoders": encoder_ids(done).to_dict("records"),
         "trial_versions": trial_versions(done).to_dict("records"),
         "report": {"written": _utc(dt.datetime.now(dt.timezone.utc).timestamp()), "git_commit": git_commit(),
-                   "versions": _report_versions()},
+                   "versions": versions(REPORT_PACKAGES)},
     }
 
 

@@ -27,15 +27,21 @@ def git_commit() -> str:
     return "unknown"
 
 
-@functools.lru_cache(maxsize=1)
-def package_versions() -> dict[str, str]:
+def versions(names) -> dict[str, str]:
+    """Installed version of each distribution in `names` ("absent" where it is not installed)."""
     out = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict[str, str]:
+    """The versions a trial records (PACKAGES)."""
+    return versions(PACKAGES)
 
 
 def file_sha256(path: Path) -> str:
