@@ -29,7 +29,9 @@ BOX = "#ffd21f"  # the zoom box and the frame of its enlargement
 MAX_ALL = 6  # up to this many configurations are all shown; more: the 5 best and the pixel-only baseline
 CHOICE = {"lesions": "the test slices with the most lesion pixels in the phantoms' label maps",
           "soft tissue": "the test slices whose reference has the most pixels inside the metric window (soft "
-                         "tissue), spread over patients"}
+                         "tissue), spread over patients",
+          "named": "the test slices named with `study report --example-slice`, recomputed from each configuration's "
+                   "saved model"}
 ZOOM = {"lesion": "centred on the slice's largest lesion",
         "edges": "the quarter-side square with the most gradient energy in the reference"}
 
@@ -45,11 +47,21 @@ def shown_configurations(order: list[str], metric: str) -> tuple[list[str], str]
     return list(order[:MAX_ALL]), f"the {MAX_ALL} best by mean rank of {metric}{among}"
 
 
+def npz_path(results_dir, run_key) -> Path:
+    """The trial's example slices: where slices were named with `study report --example-slice`, its file in
+    RESULTS_DIR/examples/ (trials without one are left out, never mixed with other slices); else the slices the
+    trial chose itself (trials/<run_key>/examples.npz)."""
+    named = Path(results_dir) / "examples"
+    if (named / "slices.json").is_file():
+        return named / f"{run_key}.npz"
+    return Path(results_dir) / "trials" / str(run_key) / "examples.npz"
+
+
 def example_trials(results_dir: Path, trials: pd.DataFrame, shown: list[str]) -> tuple[dict, str]:
     """configuration → run_key of the trial shown (one seed for all where possible) and the caption's seed words."""
     done = trials[trials["status"] == "finished"]
     have = {c: {int(r.seed): r.run_key for r in done[done["configuration"] == c].sort_values("seed").itertuples()
-                if (Path(results_dir) / "trials" / str(r.run_key) / "examples.npz").is_file()} for c in shown}
+                if npz_path(results_dir, r.run_key).is_file()} for c in shown}
     have = {c: s for c, s in have.items() if s}
     if not have:
         return {}, ""
@@ -145,7 +157,7 @@ def _load(results_dir: Path, keys: dict) -> dict:
     out = {}
     for c, key in keys.items():
         try:
-            out[c] = read_npz(Path(results_dir) / "trials" / str(key) / "examples.npz")
+            out[c] = read_npz(npz_path(results_dir, key))
         except (OSError, ValueError, KeyError):
             continue
     return out

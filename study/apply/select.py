@@ -72,7 +72,7 @@ def finished(df: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
     return done
 
 
-def _row_choice(results_dir: Path, row, reason: str) -> Choice:
+def row_choice(results_dir: Path, row, reason: str) -> Choice:
     """The chosen table row as a Choice, after checking its record says it finished."""
     key = str(row["run_key"])
     desc = f"trial {key} ({row['configuration']} · seed {int(row['seed'])})"
@@ -93,7 +93,7 @@ def by_run_key(results_dir: Path, df: pd.DataFrame, key: str) -> Choice:
         what = "matches several trials" if len(rows) > 1 else "is not a trial"
         keys = rows["run_key"] if len(rows) > 1 else finished(df, results_dir)["run_key"]
         raise StudyError(f"run key {key!r} {what} in {results_dir} (finished: {listing(sorted(keys))})")
-    return _row_choice(results_dir, rows.iloc[0], f"run key {key}")
+    return row_choice(results_dir, rows.iloc[0], f"run key {key}")
 
 
 def by_configuration(results_dir: Path, df: pd.DataFrame, configuration: str | None, seed: int | None) -> Choice:
@@ -109,7 +109,7 @@ def by_configuration(results_dir: Path, df: pd.DataFrame, configuration: str | N
     rows = rows[pd.to_numeric(rows["seed"], errors="coerce") == int(seed)]
     if rows.empty:
         raise StudyError(f"configuration {configuration!r} has no seed {seed} (finished seeds: {listing(done)})")
-    return _row_choice(results_dir, rows.iloc[0], f"configuration {configuration!r}, seed {seed}")
+    return row_choice(results_dir, rows.iloc[0], f"configuration {configuration!r}, seed {seed}")
 
 
 def metric_values(done: pd.DataFrame, metric: str, results_dir: Path) -> pd.DataFrame:
@@ -139,7 +139,7 @@ def by_best(results_dir: Path, df: pd.DataFrame, metric: str) -> Choice:
     runner = (f"; next {means.iloc[1]['configuration']!r} {means.iloc[1]['mean']:.4g}" if len(means) > 1 else "")
     reason = (f"best mean {metric} ({'higher' if higher else 'lower'} is better) over its {int(best['count'])} finished "
               f"seed(s): {best['mean']:.4g}{runner}; seed {int(row['seed'])} has its best {metric}, {row['_v']:.4g}")
-    return _row_choice(results_dir, row, reason)
+    return row_choice(results_dir, row, reason)
 
 
 def choose(results_dir: Path, run_key: str | None = None, configuration: str | None = None, seed: int | None = None,

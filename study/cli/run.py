@@ -49,6 +49,9 @@ def report(
     power: bool = typer.Option(False, "--power", help="add test images needed for 80% power per comparison"),
     power_effect: Optional[float] = typer.Option(None, "--power-effect",
                                                  help="effect to detect, in metric units (default: the observed one)"),
+    example_slice: Optional[List[str]] = typer.Option(
+        None, "--example-slice", help="test image id to show in the side-by-side example figure (repeat for more): "
+        "recomputed from each configuration's saved model, kept in RESULTS_DIR/examples/"),
 ):
     """(Re)write RESULTS_DIR/report/, from the trial folders as they are now (the tables are rebuilt first)."""
     from analysis.report import write_report
@@ -57,6 +60,11 @@ def report(
     if not Path(results_dir).is_dir():
         raise StudyError(f"{results_dir}: no such results folder")
     refresh_tables(results_dir)
+    if example_slice:
+        from study.apply.examples import named_examples
+
+        n = named_examples(results_dir, example_slice)
+        console.print(f"example slices {', '.join(example_slice)}: recomputed with {n} configurations' models")
     try:
         out = write_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
     except (FileNotFoundError, KeyError) as err:

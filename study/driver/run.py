@@ -93,6 +93,9 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     trials_df, _ = write_tables(p.out, p.rows())
     if write_report:
         from analysis.report import write_report
+        from study.apply.examples import refresh
+
+        refresh(p.out, console)  # example slices named with `study report --example-slice`, for trials added since
 
         clock["report_started"] = time.time()
         report_dir = write_report(p.out)

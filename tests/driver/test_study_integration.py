@@ -115,6 +115,43 @@ def test_the_report_goes_into_a_paper(ray_study, figure_titles, tmp_path):
         in text
 
 
+def test_named_example_slices_are_recomputed_from_the_saved_models(ray_study):
+    """`study report --example-slice`: each configuration's smallest-seed model denoises the named test slices again;
+    on a slice the trial kept itself, the output is the trial's own; an unknown id is one line and changes nothing;
+    a configuration's missing file is made again after a run (`refresh`)."""
+    import shutil
+
+    import numpy as np
+
+    from study.apply.examples import refresh
+    from study.trial.examples import read_npz
+
+    _, _, out = ray_study
+    trials = pd.read_parquet(out / "trials.parquet")
+    first = trials.sort_values(["configuration", "seed"]).groupby("configuration").head(1)
+    key = first["run_key"].iloc[0]
+    own = read_npz(out / "trials" / key / "examples.npz")
+    kept = own["image_ids"][0]
+    other = next(i for i in pd.read_parquet(out / "per_image.parquet")["image_id"] if i != kept and
+                 i.startswith("test"))
+    res = CliRunner().invoke(app, ["report", str(out), "--example-slice", other, "--example-slice", kept])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.stem for p in (out / "examples").glob("*.npz")) == sorted(first["run_key"])
+    named = read_npz(out / "examples" / f"{key}.npz")
+    assert named["image_ids"] == [other, kept] and named["choice"] == "named"
+    assert np.abs(named["output"][1] - own["output"][0]).max() <= 1  # the same network on the same slice (int16 HU)
+    assert np.abs(named["output"][0] - own["output"][0]).max() > 1  # another slice
+    assert (out / "report" / "figures" / f"examples_{other}.png").is_file()
+    assert "named with `study report --example-slice`" in (out / "report" / "report.md").read_text()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "examples").iterdir()}
+    res = CliRunner().invoke(app, ["report", str(out), "--example-slice", "nope"])
+    assert res.exit_code == 2 and "--example-slice 'nope': not a test image" in res.output
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "examples").iterdir()} == before
+    (out / "examples" / f"{key}.npz").unlink()
+    assert refresh(out) == 1 and read_npz(out / "examples" / f"{key}.npz")["image_ids"] == [other, kept]
+    shutil.rmtree(out / "examples")  # the module's study as it was, for the tests after this one
+
+
 def test_mlflow_has_one_parent_and_one_finished_child_per_run_key(ray_study):
     _, _, out = ray_study
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")  # the autouse fixture clears it for later tests
