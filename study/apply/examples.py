@@ -1,8 +1,9 @@
 """Example slices a user names, recomputed from the trials' saved models (`study report --example-slice ID`).
 
 Every trial keeps the example slices it chose itself (study.trial.examples). To show others in the report's
-side-by-side figure — the lesion a radiologist points at, a slice of a given patient — name their image ids: each
-configuration's model (its smallest seed that kept one) denoises those test slices again, and the results go to
+side-by-side figure — the lesion a radiologist points at, a slice of a given patient — name their image ids: the
+model of each configuration the figure shows (all up to 6, else the 5 best and pixel-only; its smallest seed that
+kept one) denoises those test slices again, and the results go to
 `RESULTS_DIR/examples/<run_key>.npz` (the figure prefers them to the trials' own) with `examples/slices.json` (the
 ids asked for). `study run` brings the folder up to date for trials added later. The folder is built aside and
 swapped in, so a failure leaves the previous one as it was.
@@ -48,9 +49,27 @@ def _indices(data: Path, image_ids: list[str]) -> list[int]:
     return [ids.index(i) for i in image_ids]
 
 
+def shown(results_dir: Path, done) -> set[str]:
+    """The configurations the report's example figure shows: ranked as the report ranks them (mean rank over the
+    test images of its first metric), then `analysis.examples_figure.shown_configurations`."""
+    from analysis.examples_figure import shown_configurations
+    from analysis.load import HIGHER_IS_BETTER, block_scores, load_results, split_test_sets
+    from analysis.omnibus import mean_ranks
+
+    per_image, _ = split_test_sets(load_results(results_dir)[1])
+    metric = next((m for m in HIGHER_IS_BETTER if m in per_image and per_image[m].notna().any()), None)
+    if metric is None:
+        return set(done["configuration"])
+    scores, _ = block_scores(per_image, metric)
+    order = list(mean_ranks(scores, HIGHER_IS_BETTER[metric]).index)
+    return set(shown_configurations(order, metric)[0]) | (set(done["configuration"]) - set(order))
+
+
 def _models(results_dir: Path, done) -> list:
-    """Per configuration, the finished trial of its smallest seed that kept its weights (model.pt or checkpoint.pt)."""
+    """Per configuration the figure shows, the finished trial of its smallest seed that kept its weights (model.pt
+    or checkpoint.pt)."""
     chosen = []
+    done = done[done["configuration"].isin(shown(results_dir, done))]
     for configuration, rows in done.sort_values("seed").groupby("configuration", sort=True):
         for _, row in rows.iterrows():
             folder = results_dir / "trials" / str(row["run_key"])
