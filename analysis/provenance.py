@@ -77,14 +77,16 @@ def provenance(results_dir: Path, trials: pd.DataFrame) -> dict:
 
 def provenance_section(results_dir: Path, trials: pd.DataFrame, out: Path) -> list[str]:
     """Markdown lines of the "Provenance" section; writes `out/provenance.json`."""
-    p = provenance(Path(results_dir), trials)
+    results_dir = Path(results_dir).resolve()
+    p = provenance(results_dir, trials)
     (out / "provenance.json").write_text(json.dumps(p, indent=1))
     commits = ", ".join(f"`{c}` ({n} trials)" if len(p["git_commits"]) > 1 else f"`{c}`"
                         for c, n in p["git_commits"].items()) or "not recorded"
-    dirty = (" **Uncommitted changes** were present in at least one trial's checkout (`-dirty`): the commit alone "
-             "does not reproduce it.") if p["dirty"] else " Clean checkout (no uncommitted changes)."
+    dirty = "" if not p["git_commits"] else (
+        " **Uncommitted changes** were present in at least one trial's checkout (`-dirty`): the commit alone does "
+        "not reproduce it.") if p["dirty"] else " Clean checkout (no uncommitted changes)."
     study = p["study"]
-    when = f"{p['trials_finished'][0]} – {p['trials_finished'][1]}" if p["trials_finished"] else "no finished trial"
+    when = f"{p['trials_finished'][0]} – {p['trials_finished'][1]}" if p["trials_finished"] else "not recorded"
     lines = ["## Provenance", "",
              f"- Study: {study.get('name', results_dir.name)}"
              + (f" (id `{study['study_id']}`, created {_utc(study['created'])})" if "study_id" in study else "")

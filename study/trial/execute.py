@@ -4,7 +4,8 @@ Folder `trials/<run_key>/`: `running.json` while it runs, `checkpoint.pt` after 
 selected weights), `per_image.parquet`, `history.json`, `examples.png` and `examples.npz` (the example slices of
 `study.trial.examples`, for the report's side-by-side figure; neither with `tracking.example_images: 0`) and, last,
 `result.json` (status finished or failed); the checkpoint of a finished trial is then removed unless
-`training.keep_checkpoint`. A trial that raises is retried (see `execute`) and then recorded as failed with its reason; the study goes on.
+`training.keep_checkpoint`. A trial that raises is retried (see `execute`) and then recorded as failed with its
+reason; the study goes on.
 `events.log` keeps one JSON line per start, retry and end: the audit trail that exactly-once checks read.
 """
 

@@ -174,3 +174,25 @@ def test_a_long_guidelines_table_becomes_floats_that_fit_a_page(tmp_path):
     if PDFLATEX:
         (tmp_path / "doc.tex").write_text(standalone(text))
         compiles(tmp_path, "doc.tex")
+
+
+def test_a_results_table_of_many_configurations_is_cut_into_floats_with_its_bold_cells(tmp_path):
+    """100 configurations (the paper grid has 433): floats of at most 40 rows; the bests stay bold in the piece they
+    fall in, the low-dose input is the last row of the last piece, after its rule."""
+    from analysis.latex_tables import MAX_ROWS
+
+    n = 100
+    s = pd.DataFrame({"configuration": [f"c{i}" for i in range(n)], "mean": [30.0 - 0.01 * i for i in range(n)],
+                      "sd": 0.5, "median": [30.0 - 0.01 * i for i in range(n)], "mean_rank": range(1, n + 1)})
+    s.loc[57, "median"] = 31.0  # the best median deep in the second piece
+    text = results_table(s, "psnr", higher_is_better=True, unit="dB", input_mean=25.0, input_sd=1.0,
+                         path=tmp_path).read_text()
+    pieces = text.split("\\begin{table}")[1:]
+    assert parses(text) == 3 and [len(body(p)) for p in pieces] == [MAX_ROWS, MAX_ROWS, n - 2 * MAX_ROWS + 1]
+    second = body(pieces[1])
+    assert second[57 - MAX_ROWS][0] == "c57" and second[57 - MAX_ROWS][2].startswith("\\textbf")
+    assert body(pieces[0])[0][1].startswith("\\textbf") and body(pieces[2])[-1][0] == "Low-dose input"
+    assert "\\label{tab:results-psnr-3}" in pieces[2] and pieces[2].count("\\midrule") == 2
+    if PDFLATEX:
+        (tmp_path / "doc.tex").write_text(standalone(text))
+        compiles(tmp_path, "doc.tex")

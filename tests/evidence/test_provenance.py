@@ -47,3 +47,13 @@ def test_a_clean_study_says_so_and_the_baseline_is_not_a_factor_level(tmp_path):
     assert "Clean checkout" in text and "Uncommitted" not in text and "no `study.yaml`" in text
     levels = factor_levels(trials)
     assert levels == "feature level block3_conv2; pretraining imagenet; λ 0.1; plus the pixel-only baseline"
+
+
+def test_trials_without_provenance_say_not_recorded_and_claim_nothing(tmp_path):
+    """Results from a version (or a tool) that recorded no commit: no "clean checkout" claim, the folder's name."""
+    out = tmp_path / "my-study" / "report"
+    out.mkdir(parents=True)
+    trials = pd.DataFrame({"run_key": ["k0"], "status": ["finished"], "configuration": ["a"]})
+    text = "\n".join(provenance_section(tmp_path / "my-study" / ".", trials, out))
+    assert "- Study: my-study;" in text and "git commit not recorded." in text
+    assert "Clean checkout" not in text and "Trials finished: not recorded" in text
