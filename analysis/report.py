@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -140,22 +138,14 @@ def write_report(results_dir: str | Path, metrics: list[str] | None = None, powe
             have = sorted(c for c in HIGHER_IS_BETTER if c in per_image and per_image[c].notna().any())
             raise KeyError(f"--metric {m!r}: not in {results_dir / 'per_image.parquet'} (it has {', '.join(have)})")
     from study.store.locks import file_lock
+    from study.store.results import replaced_folder
 
     final = results_dir / "report"
     with file_lock(results_dir / ".report.lock"):  # one writer; what a killed writer left behind is removed
         for stale in results_dir.glob(".report-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        out = Path(tempfile.mkdtemp(prefix=".report-", dir=results_dir))
-        try:
+        with replaced_folder(final) as out:
             _build(results_dir, trials, per_image, metrics, out, power, power_effect, extra)
-            old = results_dir / f".report-old-{os.getpid()}"
-            if final.exists():
-                final.rename(old)
-            out.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
-            raise
     return final
 
 

@@ -12,15 +12,15 @@ swapped in, so a failure leaves the previous one as it was.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from study.apply.select import row_choice, finished, listing, load_trial_model, trials_table
 from study.errors import StudyError
+from study.store.locks import file_lock
+from study.store.results import replaced_folder
 from study.spec import Window
 from study.trial.examples import Examples, write_npz, zoom_box
 
@@ -108,22 +108,13 @@ def named_examples(results_dir: Path, image_ids: list[str], device: str = "auto"
     data = _data_folder(results_dir, chosen[0].record)
     idx = _indices(data, ids)
     final = results_dir / FOLDER
-    stage = Path(tempfile.mkdtemp(prefix=".examples-", dir=results_dir))
-    try:
+    with file_lock(results_dir / ".examples.lock"), replaced_folder(final) as stage:
         if only_missing and final.is_dir():
             shutil.copytree(final, stage, dirs_exist_ok=True)
         todo = [c for c in chosen if not (stage / f"{c.run_key}.npz").is_file()]
         for choice in todo:
             _write(stage, choice, data, idx, ids, device_of(device))
         (stage / SLICES).write_text(json.dumps({"image_ids": ids}))
-        old = results_dir / f".examples-old-{os.getpid()}"
-        if final.exists():
-            final.rename(old)
-        stage.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return len(todo)
 
 

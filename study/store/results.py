@@ -7,8 +7,10 @@ counted as finished. Parquet files are written to a temporary name and renamed i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,24 @@ _NOT_IN_TABLE = {"spec", "traceback"}
 
 def trial_dir(results_dir: Path, run_key: str) -> Path:
     return Path(results_dir) / "trials" / run_key
+
+
+@contextlib.contextmanager
+def replaced_folder(final: Path):
+    """A temporary folder `.<name>-…` beside `final` to build its new content in: when the block ends it replaces
+    `final` (the old content removed); when the block raises it is removed and `final` stays as it was."""
+    final = Path(final)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield stage
+        old = final.parent / f".{final.name}-old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        stage.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def write_json(path: Path, obj) -> None:
