@@ -15,6 +15,7 @@ from analysis.mixed import mixed_model
 from analysis.omnibus import conover, friedman, mean_ranks, nemenyi, nemenyi_cd, pvalue_matrix
 from analysis.pvalues import p_clause
 from analysis.signed_rank import pairwise_wilcoxon, power_n
+from analysis.style import metric_name
 
 ALPHA = 0.05
 MAX_ALL_PAIRS = 30  # above this many configurations the pairwise family is "each vs the best and vs pixel-only"
@@ -223,8 +224,8 @@ def cd_lines(ranks: pd.Series, pmat: pd.DataFrame, what: str, shape: tuple[int, 
     cd = nemenyi_cd(k, n, ALPHA)
     numbers["nemenyi_cd"] = cd
     fig = cd_diagram(ranks, pmat, out / "figures" / f"cd_{metric}.png", ALPHA,
-                     f"{metric}: mean rank (1 = best){top}; bars join configurations {what} does not separate; "
-                     f"Nemenyi CD = {cd:.2f}")
+                     f"{metric_name(metric)}: mean rank (1 = best){top}; bars join configurations {what} does not "
+                     f"separate; Nemenyi CD = {cd:.2f}")
     return ["", f"Nemenyi critical difference (Demšar 2006): CD = {cd:.2f} mean ranks (k = {k}, n = "
                 f"{n} images, α = {ALPHA}); two configurations whose mean ranks differ by less "
                 f"are not separated by the Nemenyi test. The diagram's bars follow {what}.",
