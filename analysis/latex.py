@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 
@@ -176,3 +177,10 @@ def preview(names: list[str]) -> str:
     """A document that `\\input`s every table file (names relative to its folder), one page break after each."""
     body = "\n".join(rf"\input{{{n}}}" + "\n\\clearpage" for n in names)
     return HEADER + "\n" + standalone(body)
+
+
+def write_tex(folder: Path, name: str, text: str) -> Path:
+    """Write `text` (pure ASCII) as `folder`/`name`, creating the folder; returns the path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="ascii")
+    return folder / name

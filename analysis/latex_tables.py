@@ -10,17 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.style import metric_name as _label
-from analysis.latex import booktabs, decimals, escape, estimate_ci, fixed, num, plain, preview, pvalue, to_float
+from analysis.latex import (booktabs, decimals, escape, estimate_ci, fixed, num, plain, preview, pvalue, to_float,
+                            write_tex)
+from analysis.latex_side_tables import psi_lambda_table
 
 PAIRWISE = ("better", "worse", "equivalent", "undecided", "best", "depends")
 KINDS = {"better": "better than", "worse": "worse than", "equivalent": "equivalent to", "undecided": "undecided vs.",
          "best": "best (vs. reference)"}
-
-
-def _write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(text, encoding="ascii")
-    return folder / name
 
 
 def _bests(values: list[str], raw, best) -> set[int]:
@@ -61,7 +57,7 @@ def results_table(summary: pd.DataFrame, metric: str, *, higher_is_better: bool,
     cols = ["Configuration", f"{name} mean $\\pm$ SD{u}", f"Median{u}", "Mean rank"]
     text = _continued(_cut(rows, rules, bold), cols, caption=caption, label=f"tab:results-{_key(metric)}",
                       align="lrrr")
-    return _write(Path(path), f"results_{metric}.tex", text)
+    return write_tex(Path(path), f"results_{metric}.tex", text)
 
 
 def _key(text: str) -> str:
@@ -162,7 +158,7 @@ def guidelines_table(claims: list[dict], path: Path) -> Path:
     kw = {"align": "llp{4cm}p{4cm}lrr", "size": "footnotesize", "wide": True}
     text = _floats(rows, cols, caption=caption, label="tab:guidelines", **kw) if rows else \
         booktabs([["No claims", *[""] * 6]], cols, caption=caption, label="tab:guidelines", **kw)
-    return _write(Path(path), "guidelines.tex", text)
+    return write_tex(Path(path), "guidelines.tex", text)
 
 
 def pairwise_claims(claims: list[dict]) -> list[dict]:
@@ -219,44 +215,7 @@ def pairwise_table(claims: list[dict], stats_dir: Path, path: Path) -> Path:
                "two one-sided tests against the metric's smallest effect.")
     text = _floats(rows, cols, caption=caption, label="tab:pairwise", align="lp{2.8cm}p{2.8cm}rlrrrrrr",
                    size="scriptsize", wide=True)
-    return _write(Path(path), "pairwise.tex", text)
-
-
-def _psi_header(col: str) -> str:
-    fixed_names = {"feature_level": "Feature level", "pretraining": "Pretraining", "arm": "Arm", "n": "$n$",
-                   "L_pixel": r"$L_\mathrm{pixel}$", "L_P": "$L_P$"}
-    if col in fixed_names:
-        return fixed_names[col]
-    for prefix, fmt in (("psi_at_lam_", r"$\Psi$ at $\lambda={}$"), ("lam_for_psi_", r"$\lambda$ for $\Psi={}$")):
-        if col.startswith(prefix):
-            return fmt.format(escape(col[len(prefix):]))
-    return escape(col)
-
-
-def psi_lambda_table(table: pd.DataFrame, path: Path) -> Path:
-    """`psi_lambda.tex` in the folder `path`: loss magnitudes, Ψ at a common λ and the λ each target Ψ needs
-    (stats/lambda_for_psi.csv); a column with a tiny or huge value is in scientific notation throughout."""
-    cols = list(table.columns)
-    fmt = {}
-    for col in cols:
-        v = pd.to_numeric(table[col], errors="coerce") if col not in ("feature_level", "pretraining", "arm") else None
-        if v is None or v.isna().all() or col == "n":
-            fmt[col] = (lambda x: escape(x)) if v is None else (lambda x: num(x))
-        else:
-            sci = not plain(*v.dropna())
-            fmt[col] = (lambda x, sci=sci: num(x, 3, sci=sci))
-    rows, rules = [], {}
-    for i, r in enumerate(table.to_dict("records")):
-        if i and "feature_level" in r and r["feature_level"] != table["feature_level"].iloc[i - 1]:
-            rules[i] = r"\addlinespace"
-        rows.append([fmt[c](r[c]) for c in cols])
-    caption = (r"Loss magnitudes per training arm (pixel $L_\mathrm{pixel}$, perceptual $L_P$), the perceptual "
-               r"share $\Psi = \lambda L_P / (L_\mathrm{pixel} + \lambda L_P)$ at a common $\lambda$, and the "
-               r"$\lambda$ that gives each target $\Psi$.")
-    align = "".join("l" if c in ("feature_level", "pretraining", "arm") else "r" for c in cols)
-    text = booktabs(rows, [_psi_header(c) for c in cols], caption=caption, label="tab:psi-lambda", align=align,
-                    rules=rules, size="footnotesize", wide=True)
-    return _write(Path(path), "psi_lambda.tex", text)
+    return write_tex(Path(path), "pairwise.tex", text)
 
 
 def write_tables(out: Path, claims: list[dict], summaries: dict[str, tuple]) -> list[Path]:
@@ -271,5 +230,7 @@ def write_tables(out: Path, claims: list[dict], summaries: dict[str, tuple]) -> 
     psi = out / "stats" / "lambda_for_psi.csv"
     if psi.exists():
         paths.append(psi_lambda_table(pd.read_csv(psi), folder))
-    paths.append(_write(folder, "preview.tex", preview([p.stem for p in paths])))
+    readers = folder / "readers.tex"  # written by the report's Readers section where there is a reader study
+    paths += [readers] if readers.is_file() else []
+    paths.append(write_tex(folder, "preview.tex", preview([p.stem for p in paths])))
     return paths

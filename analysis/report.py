@@ -186,7 +186,7 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     for name, images in (extra or {}).items():
         lines += extra_section(name, images, metrics, out / "stats")
     lines += search_section(results_dir)
-    lines += reader_section_lines(results_dir)  # study.readers.analyze: where RESULTS_DIR/readers has answers
+    lines += reader_section_lines(results_dir, out)  # study.readers.analyze: where RESULTS_DIR/readers has answers
     lines += _guidelines(claims, context, bool(len(per_image)), out)
     lines += ["## Methods", "", methods_text(window, numbers, seeds, metrics, settings, context), ""]
     lines += provenance_section(results_dir, trials, out)

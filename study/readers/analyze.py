@@ -157,14 +157,20 @@ def analyze(reader_dir) -> dict:
     return res | {"analysis_dir": str(out)}
 
 
-def reader_section_lines(results_dir) -> list[str]:
-    """`study report`'s "## Readers" section for RESULTS_DIR/readers, or [] when it has no answers."""
+def reader_section_lines(results_dir, out: Path | None = None) -> list[str]:
+    """`study report`'s "## Readers" section for RESULTS_DIR/readers, or [] when it has no answers; with `out` (the
+    report folder being built) also its LaTeX table, `out/tables/readers.tex`."""
     reader_dir = Path(results_dir) / "readers"
     if not (reader_dir / layout.ANSWERS).is_file():
         return []
     try:
         if read_answers(reader_dir).empty:
             return []
-        return markdown(compute(reader_dir), level="##")
+        res = compute(reader_dir)
     except StudyError as err:
         return ["## Readers", "", f"not analysed: {err}", ""]
+    if out is not None:
+        from analysis.latex_side_tables import readers_table
+
+        readers_table(res, Path(out) / "tables")
+    return markdown(res, level="##")

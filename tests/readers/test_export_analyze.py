@@ -158,8 +158,16 @@ def test_report_section(tmp_path):
     assert reader_section_lines(tmp_path) == []
     folder = _simulated(tmp_path, "ssim", True)
     folder.rename(tmp_path / "readers")
-    lines = reader_section_lines(tmp_path)
+    lines = reader_section_lines(tmp_path, tmp_path / "report")
     assert lines[0] == "## Readers" and any("ssim" in line for line in lines)
+    table = tmp_path / "report" / "tables" / "readers.tex"  # the paper's table of the same analysis
+    text = table.read_text()
+    metric_rows = [r for r in text.splitlines() if r.startswith("metric: ")]
+    assert metric_rows and metric_rows[0].startswith("metric: SSIM &") and "agreement: overall &" in text
+    pytest.importorskip("pylatexenc")
+    from helpers.latex import check_table
+
+    check_table(table, tmp_path / "tex")
 
 
 def test_agreement_on_published_examples():
