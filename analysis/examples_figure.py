@@ -81,14 +81,13 @@ def _fmt(v: float) -> str:
 
 def metric_text(row: pd.Series | None, metrics, prefix: str = "") -> str:
     """'PSNR 27.3 dB · SSIM 0.812' for one slice (`prefix` input_: the low-dose input's); '' where none is known."""
-    from study.spec import METRIC_UNITS  # torch-free
+    from analysis.load import unit_suffix
 
     parts = []
     for m in metrics:
         v = None if row is None else row.get(prefix + m)
         if v is not None and np.isfinite(v):
-            unit = METRIC_UNITS.get(m, "")
-            parts.append(f"{metric_name(m)} {_fmt(float(v))}{' ' + unit if unit else ''}")
+            parts.append(f"{metric_name(m)} {_fmt(float(v))}{unit_suffix(m)}")
     return " · ".join(parts)
 
 

@@ -90,8 +90,7 @@ def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.axvline(0, color="grey", lw=1)
     labels = [f"{r.factor}: {r.a} vs {r.b}" if r.kind == "main" else f"{r.factor}: ({r.a}) {r.b}" for r in e.itertuples()]
     ax.set_yticks(list(y), labels, fontsize=7)
-    u = style.unit(metric)
-    ax.set_xlabel(f"median per-image effect on {style.metric_name(metric)}{f' ({u})' if u else ''}, 95% bootstrap CI")
+    ax.set_xlabel(metric_label(metric, "median per-image effect on") + ", 95% bootstrap CI")
     return save(fig, path)
 
 

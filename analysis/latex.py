@@ -127,10 +127,13 @@ def estimate_ci(est, lo, hi, scale=None) -> tuple[str, str]:
 
 
 def pvalue(p) -> str:
-    """`$<0.001$`, or three decimals ('0.012'); `--` for NaN/None."""
+    """`analysis.pvalues.format_p` in LaTeX: `$<0.001$`, or three decimals ('0.012'); `--` for NaN/None."""
+    from analysis.pvalues import format_p
+
     if not _finite(p):
         return "--"
-    return "$<0.001$" if float(p) < 0.001 else f"{float(p):.3f}"
+    text = format_p(float(p))
+    return f"${text.replace(' ', '')}$" if text.startswith("<") else text
 
 
 def cell(v) -> str:

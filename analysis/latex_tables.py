@@ -80,7 +80,7 @@ def _kind(c: dict) -> str:
 
 
 def _subject(c: dict) -> str:
-    ctx = c.get("context") if c["kind"] == "depends" and c.get("on") != "metric" else None
+    ctx = _context(c)
     return escape(c["subject"]) + (f" (within {escape(ctx)})" if ctx else "")
 
 

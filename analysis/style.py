@@ -38,10 +38,10 @@ def metric_name(metric: str) -> str:
 
 
 def unit(metric: str) -> str:
-    """The metric's unit ('dB', 'HU', 'mm') or '' (study.spec.METRIC_UNITS, torch-free)."""
-    from study.spec import METRIC_UNITS
+    """The metric's unit ('dB', 'HU', 'mm') or '' (analysis.load.unit_suffix without its space)."""
+    from analysis.load import unit_suffix
 
-    return METRIC_UNITS.get(metric, "")
+    return unit_suffix(metric).strip()
 
 
 def metric_label(metric: str, prefix: str = "") -> str:
