@@ -1,17 +1,21 @@
 """Claims about the design, per metric, from the network-level analysis (the `guidelines.json` contract).
 
 A claim is a dict with at least: metric, kind, subject, reference, estimate, ci_low, ci_high, p_adj, test, family,
-n_networks, n_images, n_patients. Kinds:
+n_networks, n_images, n_patients, population. Kinds:
 - `factor_importance`: a factor (or two-way interaction) explains a share of the between-network variance; estimate
   = the largest level difference it makes (metric units); p from the quasi-F, Holm over the terms of the metric.
 - `better` / `worse` / `equivalent` / `undecided`: subject against reference. Better/worse only when the contrast is
-  significant after Holm **and** |estimate| ≥ the metric's smallest effect; equivalent when the two one-sided tests
-  put the difference inside ± that effect (Holm-adjusted TOST p); otherwise undecided.
+  significant in its family **and** |estimate| ≥ the metric's smallest effect; equivalent when the two one-sided
+  tests put the difference inside ± that effect (Holm-adjusted TOST p); otherwise undecided.
 - `best`: the configuration with the best mean, against the pixel-only baseline, with the configurations not
   distinguishable from it (`tied`).
 - `depends`: the recommended level of a factor changes within a level of another factor (or between metrics).
-- `insufficient_replication`: with fewer seeds than `min_seeds`, what would have been better/worse/depends/best
-  (`would_be`), and how many seeds the measured between-network SD asks for.
+- `insufficient_replication`: with fewer seeds than `min_seeds` in the networks a claim rests on, what would have
+  been better/worse/depends/best (`would_be`), and how many seeds the measured between-network SD asks for.
+Families chosen after looking (the best configuration, a recommended level, the best level within a context) are
+tested over every pair the choice could have made (analysis.simultaneous), so the selection cannot inflate them.
+`population` says what a claim covers: "patients" (enough test patients to generalise over them) or
+"these_test_patients" (fewer than `min_patients`: tested with the images of these patients as the error).
 Estimates are subject − reference in the metric's unit (so "better" is negative for lower-is-better metrics).
 """
 
@@ -22,15 +26,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.cross_metric import best_disagreements, disagreements, mark_improving
 from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_weights, levels,
                               marginal_means, simple_weights)
 from analysis.load import BASELINE, higher_is_better
 from analysis.networks import Networks, contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
 from analysis.pvalues import adjust
+from analysis.simultaneous import describe, max_over_contrasts, max_over_pairs, simultaneous
 
-TEST = "t (Satterthwaite df) on per-network means (networks = replicates, images/patients random)"
-FTEST = "quasi-F on per-network means (networks = replicates, images/patients random)"
+RANDOM = {"patients": "patients random", "these_test_patients": "images of these test patients random"}
+WORDS = {"patients": "generalises over patients", "these_test_patients": "holds for these test patients"}
+
+
+def t_test(population: str) -> str:
+    return f"t (Satterthwaite df) on per-network means (networks = replicates, {RANDOM[population]})"
+
+
+def f_test(population: str) -> str:
+    return f"quasi-F on per-network means (networks = replicates, {RANDOM[population]})"
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,11 @@ def verdict(estimate: float, p_adj: float, p_equiv: float, delta: float, higher:
     return "undecided"
 
 
-def _tested(nets: Networks, weights: list[dict], delta: float, alpha_family: str) -> pd.DataFrame:
-    """Contrasts with Holm-adjusted t and TOST p-values (one family)."""
-    c = contrasts(nets, weights)
-    c["p_adj"] = adjust(c["pvalue"].to_numpy(), "holm") if len(c) else []
-    c["p_equiv"] = adjust(tost(c["estimate"], c["se"], c["df"], delta), "holm") if len(c) else []
-    c["family"] = alpha_family
-    return c
+def effective_seeds(weights: dict[str, float], counts: pd.Series) -> float:
+    """The seeds per configuration that would give a contrast its between-network variance: Σw² / Σ(w²/n_c)."""
+    w = {c: x for c, x in weights.items() if x}
+    den = sum(x * x / counts.get(c, np.nan) for c, x in w.items())
+    return float(sum(x * x for x in w.values()) / den) if den > 0 else float("nan")
 
 
 class MetricClaims:
@@ -72,20 +84,25 @@ class MetricClaims:
         self.metric, self.s = metric, s
         self.higher = higher_is_better(metric)
         self.delta = s.effect(metric)
-        self.nets, self.factors = design_networks(per_image, metric)
+        self.nets, self.factors = design_networks(per_image, metric, s.min_patients)
         v = self.nets.variance
-        self.n = {"n_images": int(v.n_images), "n_patients": int(v.n_patients)}
+        self.population = self.nets.population
+        self.n = {"n_images": int(v.n_images), "n_patients": int(v.n_patients), "population": self.population}
         self.seeds = int(self.nets.config_counts.median())  # typical networks per configuration (a failed seed aside)
-        self.replicated = self.seeds >= s.min_seeds
         self.claims: list[dict] = []
         self.tables: dict[str, pd.DataFrame] = {}
         self.trials = trials
 
-    def claim(self, kind: str, subject, reference, row, family: str, test: str = TEST, **extra) -> dict:
+    def claim(self, kind: str, subject, reference, row, family: str, test: str | None = None,
+              weights: list[dict] | None = None, **extra) -> dict:
+        """One claim; `weights`: the contrasts it asserts, whose networks decide whether it is replicated."""
+        seeds = min((effective_seeds(w, self.nets.config_counts) for w in weights), default=float("nan")) \
+            if weights else float("nan")
         c = {"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
              "estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
-             "p_adj": float(row["p_adj"]), "test": test, "family": family, "n_networks": int(row["n_networks"]),
-             **self.n, "min_effect": self.delta, **extra}
+             "p_adj": float(row["p_adj"]), "test": test or t_test(self.population), "family": family,
+             "n_networks": int(row["n_networks"]), **self.n, "min_effect": self.delta, "seeds_effective": seeds,
+             **extra}
         self.claims.append(c)
         return c
 
@@ -99,10 +116,13 @@ class MetricClaims:
         psi = psi_versus_lambda(self.nets, self.trials, self.s.psi_min_effect, self.s.alpha)
         if psi is not None:
             self.claims.append({**psi, "metric": self.metric, **self.n})
-        if not self.replicated:
-            for c in self.claims:
-                if c["kind"] in ("better", "worse", "depends", "best"):
-                    c["would_be"], c["kind"] = c["kind"], "insufficient_replication"
+        withheld = False
+        for c in self.claims:  # replication judged per claim, from the networks its contrasts use
+            few = not c.get("seeds_effective", self.seeds) >= self.s.min_seeds - 0.5
+            if c["kind"] in ("better", "worse", "depends", "best") and few:
+                c["would_be"], c["kind"] = c["kind"], "insufficient_replication"
+                withheld = True
+        if withheld or self.seeds < self.s.min_seeds:
             self.claims.append(self.replication_claim())
         return self.claims
 
@@ -114,6 +134,12 @@ class MetricClaims:
                 "ci_high": float("nan"), "p_adj": float("nan"), "test": "between-network SD of per-network means",
                 "family": "none", "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta,
                 "seeds": self.seeds, "seeds_needed": need}
+
+    def family(self, weights: list[dict], reference: np.ndarray) -> pd.DataFrame:
+        """Simultaneous (max-t) p and CIs of the claimed contrasts against the family's reference; Holm TOST."""
+        t = simultaneous(self.nets, weights, reference)
+        t["p_equiv"] = adjust(tost(t["estimate"], t["se"], t["df"], self.delta), "holm") if len(t) else []
+        return t
 
     # -- factors -------------------------------------------------------------------------------------------------
     def factor_claims(self) -> None:
@@ -130,29 +156,36 @@ class MetricClaims:
             if est is not None:
                 est["n_networks"] = len(non_baseline(self.nets).table)
                 self.claim("factor_importance", r.term, None, {**est, "p_adj": r.pvalue_adj}, family=f"{self.metric}: "
-                           f"factor terms (Holm over {n_terms})", test=FTEST, share=float(r.share),
+                           f"factor terms (Holm over {n_terms})", test=f_test(self.population), share=float(r.share),
                            matters=bool(r.pvalue_adj < self.s.alpha and abs(est["estimate"]) >= self.delta),
                            factors=list(r.factors))
         self.level_claims(cells, rec, sig)
         self.depends_claims(cells, rec, sig)
 
     def level_claims(self, cells: pd.DataFrame, rec: dict[str, str], sig: set) -> None:
-        """Every factor's levels against its recommended (best-mean) level: one Holm family per metric."""
+        """Every factor's levels against its recommended (best-mean) level: one family per metric, tested over all
+        pairs of levels of every factor (the recommendation is a selection)."""
         rows = [(f, lv, level_weights(cells, f, rec[f], lv)) for f in self.factors for lv in levels(self.nets, f)
                 if lv != rec[f]]
         rows = [r for r in rows if r[2]]
         if not rows:
             return
-        fam = f"{self.metric}: levels of every factor against its recommended level (Holm over {len(rows)})"
-        t = _tested(self.nets, [w for *_, w in rows], self.delta, fam)
+        lv = {f: levels(self.nets, f) for f in self.factors}
+        pairs = [w for f in self.factors for i, a in enumerate(lv[f]) for b in lv[f][i + 1:]
+                 if (w := level_weights(cells, f, a, b))]
+        draws = max_over_contrasts(self.nets, pairs)
+        how = describe("levels", len(pairs), draws.size)
+        fam = f"{self.metric}: levels of every factor against its recommended level ({how})"
+        t = self.family([w for *_, w in rows], draws)
         self.tables["levels"] = t.assign(metric=self.metric, factor=[f for f, *_ in rows],
-                                         a=[rec[f] for f, *_ in rows], b=[lv for _, lv, _ in rows])
+                                         a=[rec[f] for f, *_ in rows], b=[lv for _, lv, _ in rows], procedure=how)
         for (f, lv, w), row in zip(rows, t.to_dict("records")):
             kind = verdict(row["estimate"], row["p_adj"], row["p_equiv"], self.delta, self.higher, self.s.alpha)
             if kind in ("better", "worse") and (f,) not in sig:
                 kind = "undecided"  # the factor's own term is not significant: no level claim (gatekeeping)
             p = row["p_adj"] if kind != "equivalent" else row["p_equiv"]
-            self.claim(kind, f"{f}={rec[f]}", f"{f}={lv}", {**row, "p_adj": p}, fam, factor=f,
+            self.claim(kind, f"{f}={rec[f]}", f"{f}={lv}", {**row, "p_adj": p}, fam,
+                       test=f"{t_test(self.population)}; {how}", weights=[w], factor=f,
                        configurations=sorted(c for c, x in w.items() if x))
 
     def term_effect(self, cells: pd.DataFrame, factors: list[str], rec: dict) -> dict | None:
@@ -175,8 +208,8 @@ class MetricClaims:
 
     def depends_claims(self, cells: pd.DataFrame, rec: dict[str, str], sig: set) -> None:
         """Where the best level of a factor within a level of another factor is not the recommended one, and the
-        interaction of the two is significant: one Holm family per metric."""
-        cands = []
+        interaction of the two is significant: one family per metric, over all pairs of levels in every context."""
+        cands, pairs = [], []
         for f in self.factors:
             for g in self.factors:
                 if g == f or tuple(sorted((f, g))) not in sig:
@@ -186,41 +219,50 @@ class MetricClaims:
                     means = self.nets.config_means.loc[sub.index].groupby(sub[f]).mean()
                     if rec[f] not in means.index or len(means) < 2:
                         continue
+                    lv = sorted(means.index)
+                    pairs += [w for i, a in enumerate(lv) for b in lv[i + 1:] if (w := simple_weights(cells, f, a, b, g, gv))]
                     b = self.oriented_best(means)
                     w = simple_weights(cells, f, b, rec[f], g, gv)
                     if b != rec[f] and w:
                         cands.append((f, g, gv, b, w))
         if not cands:
             return
-        fam = (f"{self.metric}: best level within a level of another factor against the recommended level "
-               f"(Holm over {len(cands)})")
-        t = _tested(self.nets, [w for *_, w in cands], self.delta, fam)
+        draws = max_over_contrasts(self.nets, pairs)
+        how = describe("within", len(pairs), draws.size)
+        fam = f"{self.metric}: best level within a level of another factor against the recommended level ({how})"
+        t = self.family([w for *_, w in cands], draws)
         self.tables["depends"] = t.assign(metric=self.metric, factor=[c[0] for c in cands],
                                           context=[f"{g}={gv}" for _, g, gv, *_ in cands], a=[c[3] for c in cands],
-                                          b=[rec[c[0]] for c in cands])
+                                          b=[rec[c[0]] for c in cands], procedure=how)
         for (f, g, gv, b, w), row in zip(cands, t.to_dict("records")):
             if verdict(row["estimate"], row["p_adj"], 1.0, self.delta, self.higher, self.s.alpha) == "better":
-                self.claim("depends", f"{f}={b}", f"{f}={rec[f]}", row, fam, factor=f, on=g, context=f"{g}={gv}",
+                self.claim("depends", f"{f}={b}", f"{f}={rec[f]}", row, fam, test=f"{t_test(self.population)}; {how}",
+                           weights=[w], factor=f, on=g, context=f"{g}={gv}",
                            configurations=sorted(c for c, x in w.items() if x))
 
     # -- configurations ------------------------------------------------------------------------------------------
     def best_claim(self) -> None:
+        """The best-mean configuration against every other, tested over all pairs of configurations."""
         means = self.nets.config_means
         if len(means) < 2:
             return
         best = self.oriented_best(means)
         others = [c for c in means.index if c != best]
-        fam = f"{self.metric}: configurations against the best (Holm over {len(others)})"
-        t = _tested(self.nets, [{best: 1.0, c: -1.0} for c in others], self.delta, fam)
+        draws = max_over_pairs(self.nets, list(means.index))
+        how = describe("pairs", len(means) * (len(means) - 1) // 2, draws.size)
+        fam = f"{self.metric}: configurations against the best ({how})"
+        weights = [{best: 1.0, c: -1.0} for c in others]
+        t = self.family(weights, draws)
         kinds = [verdict(r["estimate"], r["p_adj"], r["p_equiv"], self.delta, self.higher, self.s.alpha)
                  for r in t.to_dict("records")]
-        t = t.assign(metric=self.metric, a=best, b=others, verdict=kinds)
+        t = t.assign(metric=self.metric, a=best, b=others, verdict=kinds, procedure=how)
         self.tables["vs_best"] = t
         tied = [c for c, k in zip(others, kinds) if k != "better"]
         ref = BASELINE if BASELINE in others else others[int(np.argmax([k != "better" for k in kinds]))]
         row = t[t["b"] == ref].iloc[0].to_dict()
-        self.claim("best", best, ref, row, fam, tied=tied, others=others, mean=float(means[best]),
-                   configurations=[best, ref])
+        beaten = [w for w, k in zip(weights, kinds) if k == "better"] or [weights[others.index(ref)]]
+        self.claim("best", best, ref, row, fam, test=f"{t_test(self.population)}; {how}", weights=beaten, tied=tied,
+                   others=others, mean=float(means[best]), configurations=[best, ref])
 
 
 def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[str], s: Settings,
@@ -232,54 +274,6 @@ def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[st
         claims += mc.build()
         for name, t in mc.tables.items():
             tables.setdefault(name, []).append(t)
-    claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []), s)
+    claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []))
     mark_improving(claims, improving or {})
     return claims, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
-
-
-def disagreements(claims: list[dict]) -> list[dict]:
-    """Where one metric's recommended level of a factor is confirmed better than another metric's recommendation."""
-    out = []
-    firm = [c for c in claims if c["kind"] == "better" and c.get("factor")]
-    for c in firm:
-        for d in firm:
-            if c["metric"] < d["metric"] and c["factor"] == d["factor"] and c["subject"] == d["reference"] \
-                    and d["subject"] == c["reference"]:
-                out.append({**c, "kind": "depends", "on": "metric", "context": f"{c['metric']} vs {d['metric']}",
-                            "other": {k: d[k] for k in ("metric", "subject", "estimate", "ci_low", "ci_high", "p_adj")}})
-    return out
-
-
-def best_disagreements(claims: list[dict], vs_best: list[pd.DataFrame], s: Settings) -> list[dict]:
-    """Where metrics name different best configurations: under metric m, its best against the other metric's best
-    (from m's configurations-against-the-best family); `depends` when m separates them, else `undecided`."""
-    best = {c["metric"]: c for c in claims if c.get("would_be", c["kind"]) == "best"}
-    tables = {t["metric"].iloc[0]: t for t in vs_best if len(t)}
-    out = []
-    for m, c in best.items():
-        for other, d in best.items():
-            if other == m or d["subject"] == c["subject"] or m not in tables:
-                continue
-            row = tables[m][tables[m]["b"] == d["subject"]]
-            if row.empty:
-                continue
-            r = row.iloc[0]
-            kind = "depends" if r["verdict"] == "better" else "undecided"
-            out.append({**{k: c[k] for k in ("metric", "test", "family", "n_images", "n_patients", "min_effect")},
-                        "kind": kind, "subject": c["subject"], "reference": d["subject"], "on": "metric",
-                        "context": f"best under {m} vs best under {other}", "estimate": float(r["estimate"]),
-                        "ci_low": float(r["ci_low"]), "ci_high": float(r["ci_high"]), "p_adj": float(r["p_adj"]),
-                        "n_networks": int(r["n_networks"]), "other_metric": other,
-                        "configurations": [c["subject"], d["subject"]]})
-    return out
-
-
-def mark_improving(claims: list[dict], improving: dict[str, float]) -> None:
-    """List, on every claim involving them, the configurations still improving at the last epoch."""
-    if not improving:
-        return
-    for c in claims:
-        involved = set(c.get("configurations") or []) | {c.get("subject"), c.get("reference")}
-        hit = sorted(x for x in improving if x in involved)
-        if hit:
-            c["still_improving"] = hit

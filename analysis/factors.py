@@ -1,8 +1,10 @@
 """Design factors on the per-network means: how much each factor matters and contrasts between its levels.
 
 - `importance`: Type II sums of squares of the factors' main effects and two-way interactions (least squares on the
-  configuration means weighted by their networks, pixel-only baseline left out), each tested with a quasi-F whose denominator is the expected
-  mean square under the null (σ²_w + n_seeds·T, see analysis.networks), Holm over the terms of a metric. `share` is
+  configuration means weighted by their networks, pixel-only baseline left out), each tested with a quasi-F whose
+  denominator is the term's expected mean square under the null: σ²_w plus the term × test-unit mean square (the
+  term's own sum of squares on every patient, or image within patient; see analysis.networks), Holm over the terms
+  of a metric. `share` is
   the term's sum of squares over the total between-network sum of squares (η²); what no term explains is split into
   higher-order interactions and between-seed (network) variation.
 - `level_weights`, `simple_weights`, `interaction_weights`: the configuration weights of a level contrast (a − b
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -26,15 +29,15 @@ NAMES = {"loss": "loss", "feature_level": "feature level", "pretraining": "pretr
          "weighting": "loss weighting"}
 
 
-def design_networks(per_image: pd.DataFrame, metric: str) -> tuple[Networks, list[str]]:
+def design_networks(per_image: pd.DataFrame, metric: str, min_patients: int = 5) -> tuple[Networks, list[str]]:
     """Per-network means with the design factors as string columns (λ and Ψ target merged where both occur)."""
     x = with_weighting(per_image)
     factors = design_factors(per_image)
-    nets = network_means(x, metric, factors)
+    nets = network_means(x, metric, factors, min_patients)
     table = nets.table.copy()
     for f in factors:
         table[f] = table[f].map(_label)
-    return Networks(metric, table, nets.variance), factors
+    return replace(nets, table=table), factors
 
 
 def levels(nets: Networks, factor: str) -> list[str]:
@@ -97,19 +100,13 @@ def importance(nets: Networks, factors: list[str], alpha_correction: str = "holm
     # the factors' sums of squares from the configuration means weighted by their networks equal those of OLS on the
     # per-network means (the within-configuration variation is orthogonal to them), at a fraction of the cost
     cm = t.groupby(["configuration", *factors])["y"].agg(["mean", "size"]).reset_index()
-    table = type2(cm, [(f,) for f in factors] + list(combinations(factors, 2)))
+    u = nets.units
+    dev = u.dev[:, u.configurations.get_indexer(cm["configuration"])].T  # configurations × units
+    table = type2(cm, [(f,) for f in factors] + list(combinations(factors, 2)), extra=dev)
     ss_total = float(((t["y"] - t["y"].mean()) ** 2).sum())
     within = float(((t["y"] - t.groupby("configuration")["y"].transform("mean")) ** 2).sum())
     df_within = len(t) - t["configuration"].nunique()
-    v = nets.variance
-    den, df_den = v.combination(1.0, v.n_seeds)
-    rows = []
-    for r in table.itertuples():
-        f = (r.ss / r.df) / den if den > 0 and r.df > 0 else float("nan")
-        p = float(sps.f.sf(f, r.df, df_den)) if np.isfinite(f) else float("nan")
-        rows.append({"term": " × ".join(NAMES.get(x, x) for x in r.term), "factors": list(r.term),
-                     "share": r.ss / ss_total if ss_total else np.nan, "ss": r.ss, "df": float(r.df), "F": f,
-                     "df_den": float(df_den), "pvalue": p})
+    rows = [_term_row(r, nets, ss_total) for r in table.itertuples()]
     higher = max(0.0, float(((cm["mean"] - np.average(cm["mean"], weights=cm["size"])) ** 2 * cm["size"]).sum())
                  - table.attrs["ss_model"])
     df_higher = len(cm) - 1 - table.attrs["df_model"]
@@ -121,6 +118,22 @@ def importance(nets: Networks, factors: list[str], alpha_correction: str = "holm
     out["pvalue_adj"] = np.nan
     out.loc[tested, "pvalue_adj"] = adjust(out.loc[tested, "pvalue"].to_numpy(), alpha_correction)
     return out
+
+
+def _term_row(r, nets: Networks, ss_total: float) -> dict:
+    """One term's quasi-F: its mean square over its expected value under the null, σ²_w plus the term × unit mean
+    square (the term computed on every test-set unit: patients or images within patients) scaled as the test-set
+    error of a contrast (analysis.networks), with Satterthwaite df. The term × unit mean square carries each
+    configuration's networks as the term's sum of squares does, so unequal seeds need no harmonic-mean shortcut."""
+    v, u = nets.variance, nets.units
+    df_q = r.df * u.df
+    q = u.kappa * r.ss_units / df_q if df_q > 0 else 0.0
+    den, df_den = (float(x) for x in v.combination(1.0, q, df_q))
+    f = (r.ss / r.df) / den if den > 0 and r.df > 0 else float("nan")
+    p = float(sps.f.sf(f, r.df, df_den)) if np.isfinite(f) else float("nan")
+    return {"term": " × ".join(NAMES.get(x, x) for x in r.term), "factors": list(r.term),
+            "share": r.ss / ss_total if ss_total else np.nan, "ss": r.ss, "df": float(r.df), "F": f,
+            "df_den": df_den, "pvalue": p}
 
 
 def _design(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> np.ndarray:
@@ -135,27 +148,31 @@ def _design(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _rss(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> tuple[float, int]:
-    """Weighted residual sum of squares of `mean ~ terms` (weights = networks per configuration) and the model rank."""
+def _rss(cm: pd.DataFrame, terms: list[tuple[str, ...]], extra: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Weighted residual sums of squares of `mean ~ terms` (weights = networks per configuration), and of the same
+    model for every column of `extra` (configurations × columns) after it; and the model rank."""
     w = np.sqrt(cm["size"].to_numpy(float))
     x = _design(cm, terms) * w[:, None]
-    y = cm["mean"].to_numpy(float) * w
+    y = cm["mean"].to_numpy(float)[:, None] if extra is None else np.column_stack([cm["mean"].to_numpy(float), extra])
+    y = y * w[:, None]
     coef, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
-    return float(((y - x @ coef) ** 2).sum()), int(rank)
+    return ((y - x @ coef) ** 2).sum(axis=0), int(rank)
 
 
-def type2(cm: pd.DataFrame, terms: list[tuple[str, ...]]) -> pd.DataFrame:
+def type2(cm: pd.DataFrame, terms: list[tuple[str, ...]], extra: np.ndarray | None = None) -> pd.DataFrame:
     """Type II sums of squares (each term after every term that does not contain it) of the weighted configuration
     means, as statsmodels' `anova_lm(typ=2)` computes them, but also for saturated designs (no residual left), where
-    statsmodels refuses. Columns: term, ss, df; attrs: ss_model, df_model."""
+    statsmodels refuses. Columns: term, ss, df, and ss_units: the same term's sum of squares summed over the columns
+    of `extra` (configurations × test-set units: the term × unit interaction); attrs: ss_model, df_model."""
     rss_full, rank_full = _rss(cm, terms)
     rss_null, _ = _rss(cm, [])
     rows = []
     for t in terms:
         base = [u for u in terms if not set(t) <= set(u)]
-        rss_without, rank_without = _rss(cm, base)
-        rss_with, rank_with = _rss(cm, base + [t])
-        rows.append({"term": t, "ss": max(0.0, rss_without - rss_with), "df": rank_with - rank_without})
+        rss_without, rank_without = _rss(cm, base, extra)
+        rss_with, rank_with = _rss(cm, base + [t], extra)
+        diff = np.maximum(rss_without - rss_with, 0.0)
+        rows.append({"term": t, "ss": float(diff[0]), "df": rank_with - rank_without, "ss_units": float(diff[1:].sum())})
     out = pd.DataFrame(rows)
-    out.attrs.update(ss_model=max(0.0, rss_null - rss_full), df_model=rank_full - 1)
+    out.attrs.update(ss_model=max(0.0, float(rss_null[0] - rss_full[0])), df_model=rank_full - 1)
     return out

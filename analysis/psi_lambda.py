@@ -4,10 +4,16 @@ Within each (feature level × pretraining) cell, logit Ψ = log λ + a constant 
 straight line in either explains the same; what differs is where the optimum lies. The model
 `metric ~ cell + x + x²` (one quadratic common to all cells, each cell its own level) is fitted with x = logit Ψ and
 with x = log λ; if the best weighting sits at the same Ψ across encoders and layers (paper 1) the first explains
-more of the within-cell variance. The estimate is R²(Ψ) − R²(log λ) as a share of the within-cell variance (0–1),
-with a 95% percentile bootstrap CI that redraws the networks of every configuration (seed luck) and adds a
-configuration-level deviation with the measured test-set variance T. It needs ≥ 3 distinct λ in each of ≥ 2 cells;
-Ψ is each network's measured last-epoch Ψ and λ its final λ.
+more of the within-cell variance. The estimate is R²(Ψ) − R²(log λ) as a share of the within-cell variance (0–1).
+
+Its test is a parametric bootstrap of the fitted null model: `cell + log λ` (the part both models share: within a
+cell, logit Ψ and log λ differ by a constant), plus a configuration-level deviation N(0, τ²) and a network offset
+N(0, σ²_w), with the observed Ψ and λ of every network kept; p is the share of null draws with |ΔR²| at least the
+observed one. τ² is the larger of the measured test-set term T and the configurations' scatter around the union
+model (cell + log λ + log² λ + logit² Ψ) beyond their networks' noise, so configuration effects that neither model
+explains count as noise, not as evidence. The 95% CI is the percentile interval of the same bootstrap around the
+union model's fit (non-null). It needs ≥ 3 distinct λ in each of ≥ 2 cells; Ψ is each network's measured
+last-epoch Ψ and λ its final λ.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import pandas as pd
 
 from analysis.networks import Networks, non_baseline
 
-TEST = "R² of metric ~ cell + x + x² (x = logit Ψ vs log λ), bootstrap over networks within configurations (2,000)"
+TEST = ("R² of metric ~ cell + x + x² (x = logit Ψ vs log λ); parametric bootstrap of the null model cell + log λ "
+        "with configuration deviations and network offsets (2,000 draws)")
 CELL = ("feature_level", "pretraining")
 
 
@@ -69,14 +76,19 @@ def psi_versus_lambda(nets: Networks, trials: pd.DataFrame, min_effect: float = 
     cell = x["cell"].to_numpy()
     y = x["y"].to_numpy()
     lp, ll = np.log(x["psi"] / (1 - x["psi"])).to_numpy(), np.log(x["lam"]).to_numpy()
-    est = float(_r2_within(y, lp, cell) - _r2_within(y, ll, cell))
-    idx, dev = _resample(x["configuration"].to_numpy(), nets.variance.test_term, n_resamples, seed)
-    boot = _r2_within(y[idx] + dev, lp[idx], cell) - _r2_within(y[idx] + dev, ll[idx], cell)
-    boot = boot[np.isfinite(boot)]
-    if not np.isfinite(est) or boot.size < n_resamples // 2:
+    r2p, r2l = float(_r2_within(y, lp, cell)), float(_r2_within(y, ll, cell))
+    est = r2p - r2l
+    null, full, tau2 = _fits(x, y, cell, lp, ll, nets.variance)
+    sd_w = float(np.sqrt(np.nan_to_num(nets.variance.ms_within)))
+    configs = pd.factorize(x["configuration"])[0]
+    rng = np.random.default_rng(seed)
+    draws = [_draw(fit, configs, tau2, sd_w, n_resamples, rng) for fit in (null, full)]
+    stat = [_r2_within(d, lp, cell) - _r2_within(d, ll, cell) for d in draws]
+    under_null, around = (s[np.isfinite(s)] for s in stat)
+    if not np.isfinite(est) or under_null.size < n_resamples // 2 or around.size < n_resamples // 2:
         return None
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    p = float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
+    lo, hi = np.quantile(around, [0.025, 0.975])
+    p = float((1 + (np.abs(under_null) >= abs(est)).sum()) / (1 + under_null.size))
     if p < alpha and abs(est) >= min_effect:
         kind = "better" if est > 0 else "worse"
     elif -min_effect < lo and hi < min_effect:
@@ -86,17 +98,27 @@ def psi_versus_lambda(nets: Networks, trials: pd.DataFrame, min_effect: float = 
     return {"kind": kind, "subject": "Ψ", "reference": "log λ", "estimate": est, "ci_low": float(lo),
             "ci_high": float(hi), "p_adj": p, "test": TEST, "family": "none (one question per metric)",
             "n_networks": int(len(x)), "min_effect": min_effect, "unit": "share of within-cell variance",
-            "r2_psi": float(_r2_within(y, lp, cell)), "r2_lam": float(_r2_within(y, ll, cell)), "n_cells": int(len(cells))}
+            "r2_psi": r2p, "r2_lam": r2l, "n_cells": int(len(cells)), "tau": float(np.sqrt(tau2))}
 
 
-def _resample(configs: np.ndarray, test_term: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices redrawing each configuration's networks with replacement, and one N(0, T) deviation per configuration
-    and resample (the test-set error the networks of a configuration share)."""
-    rng = np.random.default_rng(seed)
-    idx = np.empty((n, len(configs)), int)
-    dev = np.zeros((n, len(configs)))
-    for c in np.unique(configs):
-        rows = np.where(configs == c)[0]
-        idx[:, rows] = rows[rng.integers(0, len(rows), (n, len(rows)))]
-        dev[:, rows] = rng.normal(0, np.sqrt(test_term), (n, 1))
-    return idx, dev
+def _fits(x: pd.DataFrame, y: np.ndarray, cell: np.ndarray, lp: np.ndarray, ll: np.ndarray,
+          variance) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fitted values (per network) of the null model cell + log λ and of the union model, and τ², the variance of
+    a configuration's deviation (module docstring)."""
+    dummies = pd.get_dummies(cell, dtype=float).to_numpy()
+    null_x = np.column_stack([dummies, ll])
+    full_x = np.column_stack([null_x, ll**2, lp**2])
+    fit = [d @ np.linalg.lstsq(d, y, rcond=None)[0] for d in (null_x, full_x)]
+    g = pd.DataFrame({"c": x["configuration"].to_numpy(), "r": y - fit[1]}).groupby("c")["r"]
+    resid, n_c = g.mean().to_numpy(), g.size().to_numpy(float)
+    rank = np.linalg.matrix_rank(full_x)
+    df = len(resid) - rank
+    lof = (resid**2).sum() / df - np.mean(np.nan_to_num(variance.ms_within) / n_c) if df > 0 else 0.0
+    return fit[0], fit[1], float(max(variance.test_term, lof, 0.0))
+
+
+def _draw(fit: np.ndarray, configs: np.ndarray, tau2: float, sd_w: float, n: int,
+          rng: np.random.Generator) -> np.ndarray:
+    """n parametric draws (n × networks): the fit, one N(0, τ²) per configuration, one N(0, σ²_w) per network."""
+    dev = rng.normal(0, np.sqrt(tau2), (n, configs.max() + 1))[:, configs]
+    return fit[None, :] + dev + rng.normal(0, sd_w, (n, fit.size))

@@ -34,11 +34,22 @@ def test_null_studies_claim_a_difference_at_most_at_the_nominal_rate():
 
 
 def test_null_studies_with_patient_clustering_stay_calibrated():
-    """2 patients × 30 slices, a configuration × patient effect of SD 0.4 dB and little seed luck: the image-blocked
-    Wilcoxon would call most of these; the network analysis must not."""
-    hits = [bool({c["kind"] for c in _claims(i, seeds=FIVE, net_sd=0.1, patients=2, n_images=60, patient_sd=0.4)}
+    """6 patients × 10 slices, a configuration × patient effect of SD 0.4 dB and little seed luck: the image-blocked
+    Wilcoxon would call most of these; the network analysis, generalising over patients, must not."""
+    hits = [bool({c["kind"] for c in _claims(i, seeds=FIVE, net_sd=0.1, patients=6, n_images=60, patient_sd=0.4)}
                  & FIRM) for i in range(30)]
     assert np.mean(hits) <= 0.10, np.mean(hits)
+
+
+def test_with_few_patients_every_claim_holds_for_these_patients_only():
+    """2 patients (< min_patients): no test across patients exists; the same configuration × patient effects are
+    then real differences on these patients, and every claim says so."""
+    claims = _claims(0, seeds=FIVE, net_sd=0.1, patients=2, n_images=60, patient_sd=0.4)
+    assert claims and {c["population"] for c in claims} == {"these_test_patients"}
+    assert all("images of these test patients random" in c["test"] for c in claims if c["kind"] != "insufficient_replication"
+               and c["subject"] != "Ψ")
+    wide = _claims(0, seeds=FIVE, net_sd=0.1, patients=6, n_images=60, patient_sd=0.4)
+    assert {c["population"] for c in wide} == {"patients"}
 
 
 def test_two_seeds_say_replication_is_insufficient():
@@ -98,7 +109,10 @@ def test_t_on_network_means_equals_ols_when_the_test_set_adds_no_error():
 
 def test_variance_components_recover_the_simulated_ones():
     trials, images = tables(seed=2, seeds=tuple(range(8)), net_sd=0.4, noise=0.5, patients=3, n_images=60, patient_sd=0.5)
-    v = network_means(images, "psnr").variance
+    fixed = network_means(images, "psnr").variance  # 3 < min_patients: patients fixed, images within them random
+    assert fixed.population == "these_test_patients" and fixed.test_term < 0.01
+    v = network_means(images, "psnr", min_patients=3).variance
+    assert v.population == "patients" and v.df_units == 2
     assert v.n_patients == 3 and v.n_images == 60 and v.n_networks == 72
     assert v.sd_network == pytest.approx(np.sqrt(0.4**2 + 0.5**2 / 60), rel=0.3)
     assert v.test_term == pytest.approx(0.5**2 / 3, rel=0.6)
