@@ -125,7 +125,9 @@ def ranking_lines(per_image: pd.DataFrame, metrics: list[str], shares: pd.DataFr
     if len(dis):
         dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
         lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "
-                  "optimised = its dominant term, the largest share of its total loss at the last epoch)", "",
+                  "optimised = its dominant term, the largest share of its total loss at the last epoch; "
+                  "`definitions` says where the loss and the metric measure different things: the ssim loss is "
+                  "not the ssim metric, so a disagreement there is partly one of definitions)", "",
                   md_table(dis, "{:.1f}"), ""]
         numbers["disagreements"] = dis.to_dict("records")
     return lines

@@ -54,8 +54,9 @@ def design_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFr
              f"{window_phrase(window)}.",
              f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
     if known and len(patients) < settings.min_patients:
-        lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: the results describe "
-                  f"these patients and cannot generalise across patients."]
+        lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: every claim holds for "
+                  f"these test patients only (tested with their images as the error) and does not generalise over "
+                  f"patients."]
     geometry = _geometry(results_dir, trials)
     if geometry:
         lines += [f"- Data: {geometry}."]

@@ -33,9 +33,31 @@ def evidence(c: dict, with_test: bool = True) -> str:
 
 
 def _provenance(c: dict, family: str | None = None) -> str:
-    """'test; family: …; n = … networks, … images, … patient(s)' of a claim (the end of every bullet)."""
+    """'test; family: …; n = … networks, … images, … patient(s); holds for …' of a claim (the end of every bullet)."""
+    scope = f"; {POPULATION_WORDS[c['population']]}" if c.get("population") in POPULATION_WORDS else ""
     return (f"{c['test']}; family: {family or c['family']}; n = {c['n_networks']} networks, {c['n_images']} images, "
-            f"{c['n_patients']} patient(s)")
+            f"{c['n_patients']} patient(s){scope}")
+
+
+POPULATION_WORDS = {"patients": "generalises over patients", "these_test_patients": "holds for these test patients"}
+
+
+def population_sentence(claims: list[dict], min_patients: int | None = None, patients_known: bool = True) -> str | None:
+    """Who the claims are about, in one sentence (guidelines.md, the report's first screen, the LaTeX captions)."""
+    fixed = [c for c in claims if c.get("population") == "these_test_patients"]
+    if fixed and not patients_known:
+        return ("Every claim holds for these test images only (the results carry no patient information): the "
+                "claims are tested with these images as the error and do not generalise over patients.")
+    if not fixed:
+        wide = [c for c in claims if c.get("population") == "patients"]
+        return (f"All claims generalise over patients: {wide[0]['n_patients']} test patients, each contrast tested "
+                f"against its own between-patient variation.") if wide else None
+    which = "" if len(fixed) == len([c for c in claims if c.get("population")]) else \
+        " of " + ", ".join(dict.fromkeys(c["metric"] for c in fixed))
+    fewer = f", fewer than {min_patients}" if min_patients else ""
+    return (f"Every claim{which} holds for these test patients only ({fixed[0]['n_patients']} patient(s){fewer}): "
+            f"no valid test across patients exists, so the claims are tested with the images of these patients as "
+            f"the error and do not generalise over patients.")
 
 
 def _mark(c: dict) -> str:
@@ -193,10 +215,15 @@ def scope(claims: list[dict], context: dict) -> list[str]:
              f"typically {context['seeds']} seed(s) per configuration); test images ({context['n_images']})"
              + (f" and patients ({context['n_patients']})" if context.get("patients_known", True) else "")
              + f" are random effects. A difference is called better/worse only when it is "
-             f"significant after Holm correction within its family (α = {context['alpha']}) **and** at least the "
-             f"smallest effect that matters ({context['thresholds']}); practically equivalent when the two one-sided "
-             f"tests put it inside ± that effect; otherwise undecided. Families are per metric, as each bullet names "
-             f"them; metrics are not corrected against each other."]
+             f"significant within its family (α = {context['alpha']}) **and** at least the smallest effect that "
+             f"matters ({context['thresholds']}); practically equivalent when the two one-sided tests put it inside ± "
+             f"that effect; otherwise undecided. The best configuration, a factor's recommended level and the best "
+             f"level within a context are chosen after looking, so their families are tested over every pair the "
+             f"choice could have made (single-step max-t); factor terms are Holm-corrected. Families are per metric, "
+             f"as each bullet names them; metrics are not corrected against each other."]
+    who = population_sentence(claims, context.get("min_patients"), context.get("patients_known", True))
+    if who:
+        lines.append(f"**Population:** {who}")
     rep = [c for c in claims if c["kind"] == "insufficient_replication" and c["subject"] == "seeds per configuration"]
     if rep:
         need = ", ".join(f"{c['metric']}: {c['seeds_needed']:g}" for c in rep)
@@ -205,9 +232,6 @@ def scope(claims: list[dict], context: dict) -> list[str]:
                      f"configuration, fewer than {context['min_seeds']}; the estimates below are reported, not claimed. "
                      f"Seeds per configuration needed to detect the smallest effect with 80% power, from the "
                      f"between-network SD measured here ({sds}): {need}.")
-    if context.get("patients_known", True) and context["n_patients"] < context["min_patients"]:
-        lines.append(f"**{context['n_patients']} test patient(s)** (fewer than {context['min_patients']}): the results "
-                     f"describe these patients and cannot generalise across patients.")
     if context.get("improving"):
         top = sorted(context["improving"].items(), key=lambda kv: -kv[1])
         names = ", ".join(f"{k} ({v:.0%} of seeds)" for k, v in top[:10])

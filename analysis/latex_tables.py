@@ -12,6 +12,7 @@ import pandas as pd
 from analysis.style import metric_name as _label
 from analysis.latex import (booktabs, decimals, escape, estimate_ci, fixed, num, plain, preview, pvalue, to_float,
                             write_tex)
+from analysis.guidelines import population_sentence
 from analysis.latex_side_tables import psi_lambda_table
 
 PAIRWISE = ("better", "worse", "equivalent", "undecided", "best", "depends")
@@ -152,9 +153,11 @@ def guidelines_table(claims: list[dict], path: Path) -> Path:
         rows.append((c["metric"], [_kind(c), _subject(c), ref, f"{est} {ci}" if ci != "--" else est,
                                    pvalue(c["p_adj"]), num(c.get("n_networks"))]))
     cols = ["Metric", "Claim", "Subject", "Reference", r"Estimate [95\% CI]", r"$p_\mathrm{adj}$", "Networks"]
+    who = population_sentence(claims)
     caption = ("Design claims per metric (guidelines.json). Estimates are subject $-$ reference in the metric's "
-               r"unit (factor terms: the largest level difference); $p_\mathrm{adj}$ is Holm-adjusted within the "
-               "claim's family (TOST for equivalence).")
+               r"unit (factor terms: the largest level difference); $p_\mathrm{adj}$ is adjusted within the claim's "
+               r"family: single-step max-$t$ over every pair a selection could make for best, level and depends "
+               "claims, Holm for factor terms, Holm-adjusted TOST for equivalence." + (f" {escape(who)}" if who else ""))
     kw = {"align": "llp{4cm}p{4cm}lrr", "size": "footnotesize", "wide": True}
     text = _floats(rows, cols, caption=caption, label="tab:guidelines", **kw) if rows else \
         booktabs([["No claims", *[""] * 6]], cols, caption=caption, label="tab:guidelines", **kw)
@@ -209,10 +212,12 @@ def pairwise_table(claims: list[dict], stats_dir: Path, path: Path) -> Path:
         rows.append((c["metric"], [_subject(c), escape(c["reference"]), est, ci, se_txt, num(r["df"], 3),
                                    num(r["t"], 3), pvalue(r["pvalue"]), pvalue(r["p_adj"]), pvalue(r["p_equiv"])]))
     cols = ["Metric", "A", "B", r"$\Delta$ (A $-$ B)", r"95\% CI", "SE", "df", "$t$", "$p$",
-            r"$p_\mathrm{adj}$ (Holm)", r"$p_\mathrm{equiv}$ (TOST)"]
+            r"$p_\mathrm{adj}$ (max-$t$)", r"$p_\mathrm{equiv}$ (TOST)"]
+    who = population_sentence(claims)
     caption = ("The tests behind the pairwise claims: per-network means, $t$ with Satterthwaite df (networks are the "
-               r"replicates); $p_\mathrm{adj}$ Holm within the claim's family, $p_\mathrm{equiv}$ the Holm-adjusted "
-               "two one-sided tests against the metric's smallest effect.")
+               r"replicates); $p_\mathrm{adj}$ single-step max-$t$ over every pair of the claim's family (the 95\% "
+               r"CIs simultaneous with it), $p_\mathrm{equiv}$ the Holm-adjusted two one-sided tests against the "
+               "metric's smallest effect." + (f" {escape(who)}" if who else ""))
     text = _floats(rows, cols, caption=caption, label="tab:pairwise", align="lp{2.8cm}p{2.8cm}rlrrrrrr",
                    size="scriptsize", wide=True)
     return write_tex(Path(path), "pairwise.tex", text)

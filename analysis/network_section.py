@@ -12,11 +12,13 @@ from analysis.networks import seeds_needed
 from analysis.markdown import MAX_ROWS, md_table, pformat
 
 
-def variance_table(per_image: pd.DataFrame, metrics: list[str], min_effect: dict[str, float]) -> pd.DataFrame:
+def variance_table(per_image: pd.DataFrame, metrics: list[str], min_effect: dict[str, float],
+                   min_patients: int = 5) -> pd.DataFrame:
     rows = []
     for m in metrics:
-        v = design_networks(per_image, m)[0].variance
-        rows.append({"metric": m, "sd_between_networks": v.sd_network, "sd_test_set": v.test_term**0.5,
+        v = design_networks(per_image, m, min_patients)[0].variance
+        rows.append({"metric": m, "population": v.population, "sd_between_networks": v.sd_network,
+                     "sd_test_set": v.test_term**0.5,
                      "sd_image_residual": v.ms_error**0.5 if v.ms_error == v.ms_error else float("nan"),
                      "df_between_networks": v.df_within, "df_test_set": v.df_test, "networks": v.n_networks,
                      "configurations": v.n_configurations, "images": v.n_images, "patients": v.n_patients,
@@ -32,17 +34,18 @@ def per_patient(per_image: pd.DataFrame, metric: str, top: list[str]) -> pd.Data
 
 
 def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[str, pd.DataFrame],
-                    min_effect: dict[str, float], out: Path) -> list[str]:
+                    min_effect: dict[str, float], out: Path, min_patients: int = 5) -> list[str]:
     stats = out / "stats"
-    var = variance_table(per_image, metrics, min_effect)
+    var = variance_table(per_image, metrics, min_effect, min_patients)
     var.to_csv(stats / "network_variance.csv", index=False)
     for name, t in tables.items():
         t.to_csv(stats / f"network_{name}.csv", index=False)
     lines = ["## Design evidence: the trained network as the unit", "",
              "Each trained network (configuration × seed) is reduced to its mean over the test images; configurations "
-             "and factor levels are compared on these per-network means with the seeds as replicates, and the "
-             "configuration × patient (or × image) interaction of the test set as a second, shared error (see "
-             "Methods). These are the tests the guidelines rest on.", "",
+             "and factor levels are compared on these per-network means with the seeds as replicates, and each "
+             "contrast's own variation between test patients (or, with fewer than `analysis.min_patients`, between "
+             "images within these patients: `population`) as a second, shared error (see Methods). These are the "
+             "tests the guidelines rest on.", "",
              "Variance components (SD in the metric's unit; `seeds_for_80pct_power`: seeds per configuration for a "
              "two-configuration difference of the smallest effect that matters to be found with 80% power, from the "
              "between-network SD measured here):", "", md_table(var), ""]
@@ -53,13 +56,14 @@ def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[st
             t = imp[imp["metric"] == m][["term", "share", "df", "F", "df_den", "pvalue", "pvalue_adj"]]
             lines += [f"### {m}: what explains the differences between networks", "",
                       "Share of the between-network sum of squares (Type II) per factor and two-way interaction; "
-                      "quasi-F against network + test-set error, Holm over the terms.", "", md_table(pformat(t)), ""]
+                      "quasi-F against network + term × test-unit error, Holm over the terms.", "", md_table(pformat(t)), ""]
         vb = tables.get("vs_best")
         if vb is not None and len(vb[vb["metric"] == m]):
             t = vb[vb["metric"] == m].sort_values("p_adj", ascending=False)
             cols = ["a", "b", "estimate", "ci_low", "ci_high", "df", "pvalue", "p_adj", "p_equiv", "verdict"]
-            lines += [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts, Holm; "
-                      f"`p_equiv`: TOST inside ± {min_effect[m]:g}). Shown: up to {MAX_ROWS}, least separated first.",
+            lines += [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts; "
+                      f"`pvalue_adj` and the CI: {t['procedure'].iloc[0]}; `p_equiv`: TOST inside ± "
+                      f"{min_effect[m]:g}). Shown: up to {MAX_ROWS}, least separated first.",
                       "", md_table(pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]
             if n_pat >= 2:
                 higher = higher_is_better(m)

@@ -172,8 +172,11 @@ def _build(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, met
     tables: dict = {}
     if len(per_image):
         claims, tables = study_claims(per_image, trials, metrics, settings, improving)
-        lines += ["", *network_section(per_image, metrics, tables, min_effect, out)]
+        lines += ["", *network_section(per_image, metrics, tables, min_effect, out, settings.min_patients)]
         context = {**_context(per_image, claims, settings, metrics, improving), "patients_known": known}
+        who = guidelines.population_sentence(claims, settings.min_patients, known)
+        lines[2:2] = [f"**Who the claims are about:** {who} (See Guidelines and Methods.)", ""] if who else []
+        context["population_words"] = f"here: {who[0].lower()}{who[1:]}" if who else None
     lines += convergence_lines(conv, "psnr", min_effect) if len(conv) else []
     section, numbers = _metric_sections(per_image, metrics, out, power, power_effect)
     lines += section

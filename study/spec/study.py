@@ -108,8 +108,9 @@ class AnalysisSpec(_Strict):
                                                 "on, per metric in its unit (defaults: MIN_EFFECT)")
     min_seeds: int = Field(3, ge=2, description="seeds per configuration below which claims about configurations "
                            "are reported as insufficiently replicated")
-    min_patients: int = Field(5, ge=1, description="test patients below which the report says results cannot "
-                              "generalise across patients")
+    min_patients: int = Field(5, ge=1, description="test patients from which claims generalise over patients "
+                              "(each contrast tested against its own between-patient variation); with fewer, every "
+                              "claim holds for these test patients only")
     psi_min_effect: float = Field(0.05, gt=0, lt=1, description="smallest difference in variance explained "
                                   "(within feature level × pretraining) for 'Ψ explains the metric better than λ'")
     paper1: bool = Field(False, description="add paper 1's own analysis to the report (every pair of configurations "

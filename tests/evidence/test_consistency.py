@@ -41,3 +41,5 @@ def test_disagreement_table():
     table = disagreements(means, {"psnr": True, "ssim": True}, optimised).set_index("metric")
     assert not table.loc["ssim", "agree"] and table.loc["ssim", "prefers"] == "l1"
     assert table.loc["ssim", "optimised_by"] == "ssim" and table.loc["ssim", "rank_of_optimised"] == 2.0
+    # the ssim loss (torchmetrics, Gaussian window, training range) is not the ssim metric: the table says so
+    assert table.loc["ssim", "definitions"].startswith("differs") and "7×7" in table.loc["ssim", "definitions"]

@@ -144,7 +144,8 @@ def test_report_writes_short_guidelines_and_json(tmp_path):
     assert 1 <= len(bullets) <= 15
     for b in bullets:
         assert "CI" in b and "family" in b and "networks" in b and "images" in b, b
-    assert "cannot generalise across patients" in md
+    assert "holds for these test patients only (2 patient(s), fewer than 5)" in md
+    assert {c["population"] for c in json.loads((report / "guidelines.json").read_text())} == {"these_test_patients"}
     claims = json.loads((report / "guidelines.json").read_text())
     keys = {"metric", "kind", "subject", "reference", "estimate", "ci_low", "ci_high", "p_adj", "test", "family",
             "n_networks", "n_images", "n_patients"}
@@ -155,6 +156,7 @@ def test_report_writes_short_guidelines_and_json(tmp_path):
     better = [c for c in claims if c["kind"] == "better" and c["subject"] == "pretraining=medical"]
     assert better and all(c["n_patients"] == 2 and c["n_images"] == 40 for c in better)
     text = (report / "report.md").read_text()
+    assert "**Who the claims are about:** Every claim holds for these test patients only" in "\n".join(text.splitlines()[:5])
     assert "## Design evidence: the trained network as the unit" in text and "psnr_per_patient.csv" not in text
     assert (report / "stats" / "network_variance.csv").is_file() and (report / "stats" / "psnr_per_patient.csv").is_file()
     assert "conditional on these trained networks and these test images" in text
