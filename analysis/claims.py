@@ -10,8 +10,9 @@ n_networks, n_images, n_patients, population. Kinds:
 - `best`: the configuration with the best mean, against the pixel-only baseline, with the configurations not
   distinguishable from it (`tied`).
 - `depends`: the recommended level of a factor changes within a level of another factor (or between metrics).
-- `insufficient_replication`: with fewer seeds than `min_seeds` in the networks a claim rests on, what would have
-  been better/worse/depends/best (`would_be`), and how many seeds the measured between-network SD asks for.
+- `insufficient_replication`: where each side of a claim's contrast rests on fewer than `min_seeds` networks
+  (`networks_per_side`), what would have been better/worse/depends/best (`would_be`), and how many seeds the
+  measured between-network SD asks for.
 Families chosen after looking (the best configuration, a recommended level, the best level within a context) are
 tested over every pair the choice could have made (analysis.simultaneous), so the selection cannot inflate them.
 `population` says what a claim covers: "patients" (enough test patients to generalise over them) or
@@ -30,7 +31,7 @@ from analysis.cross_metric import best_disagreements, disagreements, mark_improv
 from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_weights, levels,
                               marginal_means, simple_weights)
 from analysis.load import BASELINE, higher_is_better
-from analysis.networks import Networks, contrasts, non_baseline, seeds_needed, tost
+from analysis.networks import contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
 from analysis.pvalues import adjust
 from analysis.simultaneous import describe, max_over_contrasts, max_over_pairs, simultaneous
@@ -70,11 +71,13 @@ def verdict(estimate: float, p_adj: float, p_equiv: float, delta: float, higher:
     return "undecided"
 
 
-def effective_seeds(weights: dict[str, float], counts: pd.Series) -> float:
-    """The seeds per configuration that would give a contrast its between-network variance: Σw² / Σ(w²/n_c)."""
+def effective_networks(weights: dict[str, float], counts: pd.Series) -> float:
+    """The networks each side of a contrast rests on: the n per side of a two-group comparison with the same
+    between-network variance, 2·(Σ|w|/2)² / Σ(w²/n_c). A pair of configurations with n seeds each gives n; a level
+    averaged over 6 configurations of n seeds gives 6n; one side with a single surviving seed drags it down."""
     w = {c: x for c, x in weights.items() if x}
     den = sum(x * x / counts.get(c, np.nan) for c, x in w.items())
-    return float(sum(x * x for x in w.values()) / den) if den > 0 else float("nan")
+    return float(2 * (sum(abs(x) for x in w.values()) / 2) ** 2 / den) if den > 0 else float("nan")
 
 
 class MetricClaims:
@@ -96,12 +99,12 @@ class MetricClaims:
     def claim(self, kind: str, subject, reference, row, family: str, test: str | None = None,
               weights: list[dict] | None = None, **extra) -> dict:
         """One claim; `weights`: the contrasts it asserts, whose networks decide whether it is replicated."""
-        seeds = min((effective_seeds(w, self.nets.config_counts) for w in weights), default=float("nan")) \
+        nets = min((effective_networks(w, self.nets.config_counts) for w in weights), default=float("nan")) \
             if weights else float("nan")
         c = {"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
              "estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
              "p_adj": float(row["p_adj"]), "test": test or t_test(self.population), "family": family,
-             "n_networks": int(row["n_networks"]), **self.n, "min_effect": self.delta, "seeds_effective": seeds,
+             "n_networks": int(row["n_networks"]), **self.n, "min_effect": self.delta, "networks_per_side": nets,
              **extra}
         self.claims.append(c)
         return c
@@ -118,7 +121,7 @@ class MetricClaims:
             self.claims.append({**psi, "metric": self.metric, **self.n})
         withheld = False
         for c in self.claims:  # replication judged per claim, from the networks its contrasts use
-            few = not c.get("seeds_effective", self.seeds) >= self.s.min_seeds - 0.5
+            few = not c.get("networks_per_side", self.seeds) >= self.s.min_seeds - 0.5
             if c["kind"] in ("better", "worse", "depends", "best") and few:
                 c["would_be"], c["kind"] = c["kind"], "insufficient_replication"
                 withheld = True

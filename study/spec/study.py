@@ -106,8 +106,9 @@ class AnalysisSpec(_Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of each correction family")
     min_effect: dict[MetricName, float] = Field(default_factory=dict, description="smallest difference worth acting "
                                                 "on, per metric in its unit (defaults: MIN_EFFECT)")
-    min_seeds: int = Field(3, ge=2, description="seeds per configuration below which claims about configurations "
-                           "are reported as insufficiently replicated")
+    min_seeds: int = Field(3, ge=2, description="networks each side of a claim's contrast must rest on (a pair of "
+                           "configurations: their seeds; a factor level: the networks of all its configurations); "
+                           "below it the claim is reported as insufficiently replicated")
     min_patients: int = Field(5, ge=1, description="test patients from which claims generalise over patients "
                               "(each contrast tested against its own between-patient variation); with fewer, every "
                               "claim holds for these test patients only")
