@@ -138,7 +138,7 @@ class MetricClaims:
                 "family": "none", "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta,
                 "seeds": self.seeds, "seeds_needed": need}
 
-    def family(self, weights: list[dict], reference: np.ndarray) -> pd.DataFrame:
+    def family(self, weights: list[dict], reference) -> pd.DataFrame:
         """Simultaneous (max-t) p and CIs of the claimed contrasts against the family's reference; Holm TOST."""
         t = simultaneous(self.nets, weights, reference)
         t["p_equiv"] = adjust(tost(t["estimate"], t["se"], t["df"], self.delta), "holm") if len(t) else []
@@ -177,7 +177,7 @@ class MetricClaims:
         pairs = [w for f in self.factors for i, a in enumerate(lv[f]) for b in lv[f][i + 1:]
                  if (w := level_weights(cells, f, a, b))]
         draws = max_over_contrasts(self.nets, pairs)
-        how = describe("levels", len(pairs), draws.size)
+        how = describe("levels", len(pairs), draws)
         fam = f"{self.metric}: levels of every factor against its recommended level ({how})"
         t = self.family([w for *_, w in rows], draws)
         self.tables["levels"] = t.assign(metric=self.metric, factor=[f for f, *_ in rows],
@@ -231,7 +231,7 @@ class MetricClaims:
         if not cands:
             return
         draws = max_over_contrasts(self.nets, pairs)
-        how = describe("within", len(pairs), draws.size)
+        how = describe("within", len(pairs), draws)
         fam = f"{self.metric}: best level within a level of another factor against the recommended level ({how})"
         t = self.family([w for *_, w in cands], draws)
         self.tables["depends"] = t.assign(metric=self.metric, factor=[c[0] for c in cands],
@@ -252,7 +252,7 @@ class MetricClaims:
         best = self.oriented_best(means)
         others = [c for c in means.index if c != best]
         draws = max_over_pairs(self.nets, list(means.index))
-        how = describe("pairs", len(means) * (len(means) - 1) // 2, draws.size)
+        how = describe("pairs", len(means) * (len(means) - 1) // 2, draws)
         fam = f"{self.metric}: configurations against the best ({how})"
         weights = [{best: 1.0, c: -1.0} for c in others]
         t = self.family(weights, draws)

@@ -1,7 +1,7 @@
 """Benchmark 7: is every claim kind calibrated? Monte Carlo over synthetic studies (analysis.simulate) with no effect
 or a planted one, through the same claims code the report uses (analysis.claims.study_claims): the share of studies
 with a false claim of each kind (null designs) and the share that find a planted effect (power), with 95% Wilson
-intervals. Run: python benchmarks/calibration.py [--reps N] [--only NAME ...] [--no-write]
+intervals. Run: python benchmarks/calibration.py [--reps N] [--jobs J] [--only NAME ...] [--no-write]
 """
 
 from __future__ import annotations
@@ -94,12 +94,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=400)
     ap.add_argument("--only", nargs="*", default=None, help="substrings of case names")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes")
     a = ap.parse_args()
     names = [n for n in CASES if not a.only or any(s in n for s in a.only)]
-    rows = []
-    for n in names:
-        rows.append(rate(n, a.reps))
-        print(rows[-1], flush=True)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(rate, names, [a.reps] * len(names)))
+    for r in rows:
+        print(r, flush=True)
     if a.no_write:
         return
     from results_md import table, write_section
@@ -111,7 +114,7 @@ def main() -> None:
             "planted effects; `these_test_patients`, with fewer than 5 test patients: the planted effects plus the "
             "patient terms of the patients drawn); power cases count studies that find the planted effect.\n\n"
             + table(rows))
-    write_section("Benchmark 7: calibration of every claim kind", f"python benchmarks/calibration.py --reps {a.reps}",
+    write_section("Benchmark 7: calibration of every claim kind", f"python benchmarks/calibration.py --reps {a.reps} --jobs {a.jobs}",
                   body)
 
 
