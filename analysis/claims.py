@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.cross_metric import best_disagreements, disagreements, mark_improving
-from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_weights, levels,
-                              marginal_means, simple_weights)
+from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_pairs, level_weights,
+                              levels, marginal_means, simple_weights)
 from analysis.load import BASELINE, higher_is_better
 from analysis.networks import contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
@@ -173,9 +173,7 @@ class MetricClaims:
         rows = [r for r in rows if r[2]]
         if not rows:
             return
-        lv = {f: levels(self.nets, f) for f in self.factors}
-        pairs = [w for f in self.factors for i, a in enumerate(lv[f]) for b in lv[f][i + 1:]
-                 if (w := level_weights(cells, f, a, b))]
+        pairs = [w for f in self.factors for w in level_pairs(cells, f)]
         draws = max_over_contrasts(self.nets, pairs)
         how = describe("levels", len(pairs), draws)
         fam = f"{self.metric}: levels of every factor against its recommended level ({how})"
@@ -222,8 +220,7 @@ class MetricClaims:
                     means = self.nets.config_means.loc[sub.index].groupby(sub[f]).mean()
                     if rec[f] not in means.index or len(means) < 2:
                         continue
-                    lv = sorted(means.index)
-                    pairs += [w for i, a in enumerate(lv) for b in lv[i + 1:] if (w := simple_weights(cells, f, a, b, g, gv))]
+                    pairs += level_pairs(cells, f, g, gv)
                     b = self.oriented_best(means)
                     w = simple_weights(cells, f, b, rec[f], g, gv)
                     if b != rec[f] and w:

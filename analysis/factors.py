@@ -59,6 +59,24 @@ def level_weights(cells: pd.DataFrame, factor: str, a: str, b: str) -> dict[str,
     return {c: w / n for ca, cb in zip(both[a], both[b]) for c, w in ((ca, 1.0), (cb, -1.0))} if n else {}
 
 
+def level_pairs(cells: pd.DataFrame, factor: str, other: str | None = None, level: str | None = None) -> list[dict]:
+    """`level_weights` of every pair of levels of `factor` (within `other` = `level` if given), from one grid."""
+    if other is not None:
+        cells = cells[cells[other] == level].drop(columns=other)
+    grid = _level_grid(cells, factor)
+    grid = grid[sorted(grid.columns, key=_sort_key)]
+    names, held = grid.to_numpy(object), grid.notna().to_numpy()
+    out = []
+    for i in range(names.shape[1]):
+        for j in range(i + 1, names.shape[1]):
+            rows = held[:, i] & held[:, j]
+            n = int(rows.sum())
+            if n:
+                out.append({c: w / n for ca, cb in zip(names[rows, i], names[rows, j])
+                            for c, w in ((ca, 1.0), (cb, -1.0))})
+    return out
+
+
 def _level_grid(cells: pd.DataFrame, factor: str) -> pd.DataFrame:
     """index = the other factors' combination, columns = levels of `factor`, cell = configuration name."""
     others = [c for c in cells.columns if c != factor]
