@@ -27,9 +27,22 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
     n_images = next((n["n_images"] for n in numbers.values()), 0)
     thresholds = context.get("thresholds", "")
     large = k > MAX_ALL_PAIRS
-    population = context.get("population_words") or (
-        f"with at least {s.min_patients} test patients the claims generalise over patients; with fewer, no valid test "
-        f"across patients exists and every claim holds for these test patients only")
+    unit = _unit_text(seeds, s, context)
+    claims = _claims_text(s, thresholds)
+    pairs = _pairs_text(k, large)
+    conditional = (
+        f"**Conditional analysis (what paper 1 did).** Seeds averaged, test images as blocks (n = {n_images}): the "
+        f"Friedman test (scipy's tie-corrected χ²; Kendall's W; Iman–Davenport F alongside), {pairs}; the "
+        f"matched-pairs rank-biserial correlation (signed: > 0 when a > b) as effect size and a 95% bootstrap (BCa, "
+        f"2,000 resamples; percentile where BCa is degenerate) CI of the median paired difference. Factor effects as "
+        f"per-image differences between levels, Wilcoxon against zero with Holm over all effects of a metric. This "
+        f"analysis is conditional on these trained networks and these test images; the guidelines do not rest on it.")
+    return "\n\n".join([unit, claims, conditional, _metric_text(window, metrics)])
+
+
+def _unit_text(seeds: list, s: Settings, context: dict) -> str:
+    population = context.get("population_words")
+    here = f" ({population})" if population else ""
     unit = (
         f"**Unit and model.** Each configuration was trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); a "
         f"trained network (configuration × seed) is the replicate. Each network was reduced to its mean over the "
@@ -41,13 +54,17 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
         f"{s.min_patients} test patients (`analysis.min_patients`) the contrast computed per patient, its "
         f"between-patient variance (P − 1 df) being the error and the claim generalising over patients; with fewer, "
         f"the patients fixed and the contrast's variance between images within patients (I − P df) the error, the "
-        f"claim then holding for these test patients only ({population}). The image residual counted in both terms "
+        f"claim then holding for these test patients only{here}. The image residual counted in both terms "
         f"is subtracted once; t statistics use Satterthwaite degrees of freedom. Factor importance is the Type II sum "
         f"of squares of each factor and two-way interaction on the per-network means (pixel-only baseline excluded) "
         f"as a share of the total, tested with a quasi-F (Clark 1973) whose denominator is the term's expected mean "
         f"square under the null: σ²_network plus the term × patient (or × image) mean square, which weights each "
         f"configuration's networks as the term's own sum of squares does. Seeds are treated as independent "
         f"replicates (not as blocks), which is conservative when seeds share initialisation and patch order.")
+    return unit
+
+
+def _claims_text(s: Settings, thresholds: str) -> str:
     claims = (
         f"**Claims.** A difference is called better/worse only when it is significant within its family (α = "
         f"{s.alpha}) and its estimate is at least the smallest effect that matters ({thresholds}; settable as "
@@ -76,7 +93,11 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
         f"the smallest effect, best epoch last, in at least half of their seeds) are marked on every claim that "
         f"involves them. The false-claim rate and power of every claim kind are measured by Monte Carlo in "
         f"benchmarks/calibration.py and checked by the test suite.")
-    pairs = ("pairwise two-sided Wilcoxon signed-rank tests (zero differences discarded; exact or normal "
+    return claims
+
+
+def _pairs_text(k: int, large: bool) -> str:
+    return ("pairwise two-sided Wilcoxon signed-rank tests (zero differences discarded; exact or normal "
              "approximation per pair as scipy chooses) with Holm correction over "
              + (f"each configuration against the best and against the pixel-only baseline (with k = {k} all pairs "
                 "would be too large a family); Conover post-hoc p-values (Holm) drive the critical-difference "
@@ -85,14 +106,6 @@ def methods_text(window: dict, numbers: dict, seeds: list, metrics: list[str], s
                 "all pairs of a metric (one family per metric); Nemenyi and Conover post-hoc tests; the "
                 "critical-difference diagram joins configurations that Wilcoxon–Holm does not separate and states "
                 "the Nemenyi critical difference (Demšar 2006)"))
-    conditional = (
-        f"**Conditional analysis (what paper 1 did).** Seeds averaged, test images as blocks (n = {n_images}): the "
-        f"Friedman test (scipy's tie-corrected χ²; Kendall's W; Iman–Davenport F alongside), {pairs}; the "
-        f"matched-pairs rank-biserial correlation (signed: > 0 when a > b) as effect size and a 95% bootstrap (BCa, "
-        f"2,000 resamples; percentile where BCa is degenerate) CI of the median paired difference. Factor effects as "
-        f"per-image differences between levels, Wilcoxon against zero with Holm over all effects of a metric. This "
-        f"analysis is conditional on these trained networks and these test images; the guidelines do not rest on it.")
-    return "\n\n".join([unit, claims, conditional, _metric_text(window, metrics)])
 
 
 def _metric_text(window: dict, metrics: list[str]) -> str:
