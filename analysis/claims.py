@@ -37,7 +37,6 @@ from analysis.pvalues import adjust
 from analysis.simultaneous import describe, max_over_contrasts, max_over_pairs, simultaneous
 
 RANDOM = {"patients": "patients random", "these_test_patients": "images of these test patients random"}
-WORDS = {"patients": "generalises over patients", "these_test_patients": "holds for these test patients"}
 
 
 def t_test(population: str) -> str:

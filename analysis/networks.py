@@ -34,9 +34,6 @@ from scipy import stats as sps
 from analysis.load import BASELINE, block_key
 
 
-POPULATIONS = ("patients", "these_test_patients")
-
-
 @dataclass(frozen=True)
 class Units:
     """The test-set units a contrast's own test-set error is measured over (module docstring): `dev` is the

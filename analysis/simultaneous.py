@@ -5,14 +5,17 @@ Testing only the comparisons against the selected best with Holm ignores the sel
 p-value is then a range test over all means, and "the best beats X" is claimed far more often than α. Here every
 such family is tested with a single-step max-t over **all** pairs the selection could have made (all pairs of
 configurations; all pairs of levels of every factor), so whatever is selected, the claims hold their family-wise
-level. The reference distribution is the maximum |t| over the family under the null, simulated from the estimated
-covariance of the configuration means (between-network variance over n_c, plus the test-set units' covariance; see
-analysis.networks): Σ = diag(σ²_w / n_c) + κ · devᵀdev / df. Each observed t is first turned into the normal
-deviate with the same two-sided p-value at its own Satterthwaite df, so contrasts with different df share one
-reference. This is the multivariate-normal max-t of Hothorn, Bretz & Westfall (2008, multcomp's "single-step"),
-which reduces to Tukey's studentized range for equal variances and independent means; we simulate it (a fixed seed,
-so a report is reproducible) because no Python library computes it for an arbitrary covariance. Simultaneous
-confidence intervals use the same critical value, so a claim's interval excludes 0 exactly when it is significant.
+level. The reference distribution is the maximum statistic over the family under the null, simulated (a fixed
+seed, so a report is reproducible) with the configuration means independent, each with its estimated variance
+(σ²_w / n_c plus κ times its configuration × unit variance; see analysis.networks). The covariance between
+configurations estimated from P − 1 patient df is low-rank noise that made the max-t liberal, and leaving out
+positive dependence between configurations is conservative. With more than BOOTSTRAP_DF test-set df each observed t
+is turned into the normal deviate with the same two-sided p-value at its own Satterthwaite df and compared with the
+maximum of normal draws (the multivariate-normal max-t of Hothorn, Bretz & Westfall 2008, multcomp's "single-step";
+Tukey's studentized range for equal variances); with fewer, a parametric bootstrap of max |t| redraws the variance
+estimates too, since they are then noisy. We simulate it because no Python library computes a max-t for arbitrary
+contrasts with per-contrast Satterthwaite df. Simultaneous confidence intervals use the same critical value, so a
+claim's interval excludes 0 exactly when it is significant.
 """
 
 from __future__ import annotations
