@@ -45,19 +45,39 @@ def dominant_terms(shares: pd.DataFrame) -> dict[str, str]:
     return {c: shares.loc[c].idxmax() for c in top.index}
 
 
-def consistency_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str],
-                        out: Path) -> tuple[list[str], dict]:
-    """Markdown lines, CSVs under stats/, heat maps under figures/; and the numbers (for summary.json)."""
+def consistency_evidence(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, metrics: list[str]):
+    """analysis.evidence.Consistency from the trials' histories and the per-image metrics; None without histories
+    or with fewer than 2 configurations."""
+    from analysis.evidence import Consistency
+
     history = load_histories(results_dir, trials)
     if history.empty or "configuration" not in per_image or per_image["configuration"].nunique() < 2:
-        return [], {}
-    lines = ["## Do the losses and the metrics agree?", ""]
-    numbers: dict = {}
+        return None
     shares = last_epoch_shares(history)
-    lines += composition_lines(shares, out)
-    lines += trajectory_lines(history, out, numbers)
-    lines += ranking_lines(per_image, metrics, shares, out, numbers)
-    return lines, numbers
+    parts: dict = {}
+    terms = [c for c in history if c.startswith("loss_")] + ["train_loss"]
+    val = {f"val_{m}": h for m, h in HIGHER_IS_BETTER.items() if f"val_{m}" in history}
+    traj = trajectory_agreement(history, terms, val)
+    if len(traj):
+        table = traj.groupby(["term", "metric"])["agreement"].mean().unstack("metric")
+        table = table.reindex(index=[t for t in terms if t in table.index], columns=[m for m in val if m in table])
+        parts |= {"trajectories": traj, "trajectory_table": table, "n_epochs": int(traj["n_epochs"].median())}
+    used = [m for m in metrics if m in per_image and per_image[m].notna().any()]
+    means = per_image.groupby(["configuration", "run_key"])[used].mean().groupby("configuration").mean()
+    means = means.dropna(axis=1)  # a metric missing for a configuration cannot rank it
+    if len(means) >= 3 and means.shape[1] >= 2:
+        higher = {m: HIGHER_IS_BETTER[m] for m in means.columns}
+        parts |= {"means": means, "concordance": ranking_concordance(means, higher),
+                  "disagreements": disagreements(means, higher, dominant_terms(shares))}
+    return Consistency(shares, **parts)
+
+
+def consistency_lines(c, out: Path) -> list[str]:
+    """Markdown lines, CSVs under stats/, heat maps under figures/ (c: analysis.evidence.Consistency)."""
+    if c is None:
+        return []
+    return ["## Do the losses and the metrics agree?", "", *composition_lines(c.shares, out),
+            *trajectory_lines(c, out), *ranking_lines(c, out)]
 
 
 def composition_lines(shares: pd.DataFrame, out: Path) -> list[str]:
@@ -70,39 +90,27 @@ def composition_lines(shares: pd.DataFrame, out: Path) -> list[str]:
             md_table(shares.reset_index(), "{:.3f}"), ""]
 
 
-def trajectory_lines(history: pd.DataFrame, out: Path, numbers: dict) -> list[str]:
+def trajectory_lines(c, out: Path) -> list[str]:
     """1. Within trials: loss-term trajectories against validation-metric trajectories over epochs."""
-    terms = [c for c in history if c.startswith("loss_")] + ["train_loss"]
-    val = {f"val_{m}": h for m, h in HIGHER_IS_BETTER.items() if f"val_{m}" in history}
-    traj = trajectory_agreement(history, terms, val)
-    if not len(traj):
+    if c.trajectories is None:
         return []
-    traj.to_csv(out / "stats" / "consistency_trajectories.csv", index=False)
-    table = traj.groupby(["term", "metric"])["agreement"].mean().unstack("metric")
-    table = table.reindex(index=[t for t in terms if t in table.index], columns=[m for m in val if m in table])
+    c.trajectories.to_csv(out / "stats" / "consistency_trajectories.csv", index=False)
+    table = c.trajectory_table
     heatmap(table, out / "figures" / "consistency_trajectories.png",
             "loss term vs validation metric over epochs (mean signed Spearman ρ; > 0 = agree)", label="agreement")
-    n_epochs = int(traj["n_epochs"].median())
-    numbers["trajectory"] = table.to_dict()
-    return [f"**Within trials.** For each trial, the Spearman correlation over its {n_epochs} epochs (median) "
+    return [f"**Within trials.** For each trial, the Spearman correlation over its {c.n_epochs} epochs (median) "
             f"between each loss term and each validation metric, signed so that > 0 means the metric improved "
             f"as the term fell; mean over the trials that use the term:", "",
             "![trajectory agreement](figures/consistency_trajectories.png)", "",
             md_table(table.reset_index(), "{:.2f}"), ""]
 
 
-def ranking_lines(per_image: pd.DataFrame, metrics: list[str], shares: pd.DataFrame, out: Path,
-                  numbers: dict) -> list[str]:
+def ranking_lines(c, out: Path) -> list[str]:
     """2. Across configurations: do the metrics rank the configurations alike? And 3., does each metric prefer the
     configuration trained on its own loss?"""
-    used = [m for m in metrics if m in per_image and per_image[m].notna().any()]
-    means = per_image.groupby(["configuration", "run_key"])[used].mean().groupby("configuration").mean()
-    means = means.dropna(axis=1)  # a metric missing for a configuration cannot rank it
-    used = list(means.columns)
-    if not (len(means) >= 3 and len(used) >= 2):
+    if c.concordance is None:
         return []
-    higher = {m: HIGHER_IS_BETTER[m] for m in used}
-    conc = ranking_concordance(means, higher)
+    conc, means = c.concordance, c.means
     ranks, tau = conc["ranks"], conc["tau"]
     ranks.reset_index().to_csv(out / "stats" / "consistency_ranks.csv", index=False)
     tau.to_csv(out / "stats" / "consistency_tau.csv", index=False)
@@ -110,7 +118,7 @@ def ranking_lines(per_image: pd.DataFrame, metrics: list[str], shares: pd.DataFr
             f"Kendall τ between the metrics' rankings of {len(means)} configurations", label="τ")
     shown_ranks = ranks.loc[ranks.mean(axis=1).sort_values(kind="stable").index[:MAX_ROWS]]
     lines = [f"**Across configurations.** Each test metric ranks the {len(means)} configurations (test-set means, "
-             f"seeds averaged; 1 = best). Kendall's W over the {len(used)} metrics = **{conc['kendall_w']:.2f}** "
+             f"seeds averaged; 1 = best). Kendall's W over the {means.shape[1]} metrics = **{conc['kendall_w']:.2f}** "
              f"(Friedman p = {conc['pvalue']:.3g}; 1 = identical rankings). Pairwise Kendall τ:", "",
              "![metric rank agreement](figures/consistency_tau.png)", "",
              md_table(shown_ranks.reset_index(), "{:.1f}"), ""]
@@ -118,18 +126,14 @@ def ranking_lines(per_image: pd.DataFrame, metrics: list[str], shares: pd.DataFr
         lines += [f"(the {len(shown_ranks)} configurations with the best mean rank; all {len(ranks)} in "
                   f"stats/consistency_ranks.csv)", ""]
     lines += tau_lines(tau)
-    numbers.update({"kendall_w": conc["kendall_w"], "kendall_w_pvalue": conc["pvalue"],
-                    "tau": tau.to_dict("records")})
-    # 3. "metric prefers X, loss optimised Y"
-    dis = disagreements(means, higher, dominant_terms(shares))
-    if len(dis):
+    dis = c.disagreements
+    if len(dis):  # 3. "metric prefers X, loss optimised Y"
         dis.to_csv(out / "stats" / "consistency_disagreements.csv", index=False)
         lines += ["**Does each metric prefer the configuration trained on its own loss?** (the loss a configuration "
                   "optimised = its dominant term, the largest share of its total loss at the last epoch; "
                   "`definitions` says where the loss and the metric measure different things: the ssim loss is "
                   "not the ssim metric, so a disagreement there is partly one of definitions)", "",
                   md_table(dis, "{:.1f}"), ""]
-        numbers["disagreements"] = dis.to_dict("records")
     return lines
 
 

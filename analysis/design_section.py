@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.claims import Settings
 from analysis.load import BASELINE
 from analysis.markdown import md_table
 from analysis.methods import window_phrase
@@ -35,32 +34,37 @@ def factor_levels(trials: pd.DataFrame) -> str:
     return text + ("; plus the pixel-only baseline" if (trials["configuration"] == BASELINE).any() else "")
 
 
-def design_section(results_dir: Path, trials: pd.DataFrame, per_image: pd.DataFrame, window: dict,
-                   settings: Settings, known: bool) -> list[str]:
+def design_facts(st) -> dict:
+    """The facts of the "Design" section (st: analysis.evidence.Study)."""
+    trials, per_image = st.trials, st.per_image
+    return {"counts": trials["status"].value_counts().to_dict(), "seeds": st.seeds,
+            "configurations": int(trials["configuration"].nunique()), "factors": factor_levels(trials),
+            "wall_s": float(trials["wall_s"].fillna(0).sum()) if "wall_s" in trials else 0.0,
+            "n_images": int(per_image["image_id"].nunique()) if len(per_image) else 0,
+            "patients": sorted(per_image["patient"].dropna().astype(str).unique()) if st.patients_known else [],
+            "geometry": _geometry(st.results_dir, trials), "missing": trials[trials["status"] != "finished"]}
+
+
+def design_lines(d: dict, st) -> list[str]:
     """The "Design" lines, with the unfinished trials listed (missing from the analysis, not silently dropped)."""
-    counts = trials["status"].value_counts().to_dict()
-    seeds = sorted(trials["seed"].unique().tolist())
-    factor_text = factor_levels(trials)
-    wall = trials["wall_s"].fillna(0).sum() if "wall_s" in trials else 0.0
-    patients = sorted(per_image["patient"].dropna().astype(str).unique()) if known else []
+    known, patients, wall = st.patients_known, d["patients"], d["wall_s"]
     lines = ["## Design", "",
-             f"- Trials: {len(trials)} ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-             f"configurations: {trials['configuration'].nunique()} (including the pixel-only baseline where present); "
-             f"seeds: {', '.join(map(str, seeds))}.",
-             f"- Factors: {factor_text}.",
-             f"- Test images: {per_image['image_id'].nunique() if len(per_image) else 0} "
+             f"- Trials: {len(st.trials)} ({', '.join(f'{v} {k}' for k, v in d['counts'].items())}); "
+             f"configurations: {d['configurations']} (including the pixel-only baseline where present); "
+             f"seeds: {', '.join(map(str, d['seeds']))}.",
+             f"- Factors: {d['factors']}.",
+             f"- Test images: {d['n_images']} "
              + (f"from {len(patients)} patient(s) ({', '.join(patients[:12])}{' …' if len(patients) > 12 else ''})"
                 if known else "(synthetic phantoms: each an independent image, no patients)") + "; metric window: "
-             f"{window_phrase(window)}.",
+             f"{window_phrase(st.window)}.",
              f"- Cost: {wall / 3600:.2f} trial-hours ({wall:.0f} s of training and testing over all trials)."]
-    if known and len(patients) < settings.min_patients:
-        lines += [f"- **{len(patients)} test patient(s)**, fewer than {settings.min_patients}: every claim holds for "
-                  f"these test patients only (tested with their images as the error) and does not generalise over "
-                  f"patients."]
-    geometry = _geometry(results_dir, trials)
-    if geometry:
-        lines += [f"- Data: {geometry}."]
-    missing = trials[trials["status"] != "finished"]
+    if known and len(patients) < st.settings.min_patients:
+        lines += [f"- **{len(patients)} test patient(s)**, fewer than {st.settings.min_patients}: every claim holds "
+                  f"for these test patients only (tested with their images as the error) and does not generalise "
+                  f"over patients."]
+    if d["geometry"]:
+        lines += [f"- Data: {d['geometry']}."]
+    missing = d["missing"]
     if len(missing):
         lines += ["", f"**{len(missing)} trial(s) not finished — missing from the analysis, not silently dropped:**", ""]
         lines += [md_table(missing[["run_key", "configuration", "seed", "status", "error"]].fillna(""))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -111,14 +112,14 @@ def _title(name: str, text: str) -> str:
 def examples_figure(images: dict[str, np.ndarray], texts: dict[str, str], zoom, window: dict, diff_max: float):
     """The figure of one slice: `images` name → HU image in column order (INPUT, REFERENCE, configurations),
     `texts` name → its metric line, `zoom` (y0, x0, size). Panel titles: the name, then the metric line."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     lo, hi = window["low"], window["high"]
     names, (y0, x0, s) = list(images), zoom
     ref = np.clip(images[REFERENCE], lo, hi)
     n = len(names)
-    fig = plt.figure(figsize=(COLUMN_IN * n + 0.45, 3 * COLUMN_IN + 0.5))
+    fig = Figure(figsize=(COLUMN_IN * n + 0.45, 3 * COLUMN_IN + 0.5))
     grid = fig.add_gridspec(3, n + 1, width_ratios=[1] * n + [0.07])
     for j, name in enumerate(names):
         top, mid, low = (fig.add_subplot(grid[r, j]) for r in range(3))
@@ -174,53 +175,68 @@ def _diff_max(data: dict, ids: list[str], window: dict) -> float:
     return nice_ceiling(max(top, 1.0))
 
 
-def _figures(data: dict, keys: dict, ids: list[str], rows: dict, metrics, window: dict, out: Path) -> float:
-    """Write figures/examples_<id>.png (and what analysis.figures.save adds) per slice; returns the diff scale."""
-    diff_max, first = _diff_max(data, ids, window), next(iter(data.values()))
-    for iid in ids:
+def _figures(ex, window: dict, out: Path) -> None:
+    """Write figures/examples_<id>.png (and what analysis.figures.save adds) per slice."""
+    data, keys, rows, first = ex.data, ex.keys, ex.rows, next(iter(ex.data.values()))
+    for iid in ex.ids:
         k = first["image_ids"].index(iid)
         images = {INPUT: first["low"][k], REFERENCE: first["reference"][k]}
         images |= {c: d["output"][d["image_ids"].index(iid)] for c, d in data.items()}
-        texts = {c: metric_text(rows.get((str(keys[c]), iid)), metrics) for c in data}
+        texts = {c: metric_text(rows.get((str(keys[c]), iid)), ex.metrics) for c in data}
         any_row = next((rows[(str(keys[c]), iid)] for c in data if (str(keys[c]), iid) in rows), None)
-        texts[INPUT] = metric_text(any_row, metrics, "input_")
-        fig = examples_figure(images, texts, first["zoom"][k], window, diff_max)
+        texts[INPUT] = metric_text(any_row, ex.metrics, "input_")
+        fig = examples_figure(images, texts, first["zoom"][k], window, ex.diff_max)
         figures.save(fig, out / "figures" / f"examples_{safe_name(iid)}.png")
-    return diff_max
 
 
 def safe_name(image_id: str) -> str:
     return re.sub(r"[^\w.-]", "_", str(image_id))
 
 
-def examples_section(results_dir, trials: pd.DataFrame, per_image: pd.DataFrame, order: list[str], window: dict,
-                     out: Path, metrics=("psnr", "ssim")) -> list[str]:
-    """Markdown lines of the "Example images" section; its figures under `out`/figures. `order`: configurations best
-    first (by mean rank of metrics[0]). Never raises for missing or older results: says what is missing instead."""
-    head = ["## Example images", ""]
-    missing = head + ["No example images: no finished trial has `examples.npz` (results of a version before the "
-                      "side-by-side figure, or `tracking.example_images: 0`). New studies write it with every trial; "
-                      "for these results, re-run the trials to add it.", ""]
+NO_NPZ = ("No example images: no finished trial has `examples.npz` (results of a version before the side-by-side "
+          "figure, or `tracking.example_images: 0`). New studies write it with every trial; for these results, "
+          "re-run the trials to add it.")
+
+
+def examples_evidence(st, order: list[str], metrics=None):
+    """The example slices of the shown configurations (st: analysis.evidence.Study; `order`: configurations best
+    first by mean rank of the first metric) as analysis.evidence.Examples. Never raises for missing or older
+    results: `problem` says what is missing instead."""
+    from analysis.evidence import Examples
+
+    metrics = metrics or [m for m in ("psnr", "ssim") if m in st.metrics] or list(st.metrics[:2])
+    trials, results_dir = st.trials, Path(st.results_dir)
     present = set(trials["configuration"]) if len(trials) else set()
     shown, why = shown_configurations([c for c in order if c in present], metric_name(metrics[0]))
-    keys, seed_words = example_trials(Path(results_dir), trials, shown)
-    data = _load(Path(results_dir), keys)
+    keys, seed_words = example_trials(results_dir, trials, shown)
+    data = _load(results_dir, keys)
+    none = Examples({}, {}, [], {}, shown, why, seed_words, metrics, 0.0, NO_NPZ)
     if not data:
-        return missing
+        return none
     keys = {c: keys[c] for c in data}
     first = next(iter(data.values()))
     ids = [i for i in first["image_ids"] if all(i in d["image_ids"] for d in data.values())]
     if not ids:
-        return head + ["No example images: the trials' `examples.npz` files share no slice.", ""]
-    diff_max = _figures(data, keys, ids, _rows(per_image, keys, ids), metrics, window, Path(out))
-    left = [c for c in shown if c not in data]
+        return replace(none, problem="No example images: the trials' `examples.npz` files share no slice.")
+    return Examples(data, keys, ids, _rows(st.per_image, keys, ids), shown, why, seed_words, metrics,
+                    _diff_max(data, ids, st.window))
+
+
+def examples_lines(ex, window: dict, out: Path) -> list[str]:
+    """Markdown lines of the "Example images" section; its figures under `out`/figures."""
+    head = ["## Example images", ""]
+    if ex.problem:
+        return head + [ex.problem, ""]
+    _figures(ex, window, Path(out))
+    first, ids = next(iter(ex.data.values())), ex.ids
+    left = [c for c in ex.shown if c not in ex.data]
     rules = dict.fromkeys(first["rule"][first["image_ids"].index(i)] for i in ids)
     caption = (f"The same {len(ids)} test slice(s) in every trial: {CHOICE.get(first['choice'], first['choice'])}. "
-               f"Shown in the metric window {window_phrase(window)}; {seed_words}; configurations: {why}"
+               f"Shown in the metric window {window_phrase(window)}; {ex.seed_words}; configurations: {ex.why}"
                + (f" ({', '.join(left)} left out: no trial with `examples.npz`)" if left else "") + ". "
                f"Row 1: the slice with its zoom box ({'; '.join(ZOOM.get(r, r) for r in rules)}); row 2: the box "
-               f"enlarged; row 3: |x − reference| of the images clipped to the window, 0–{diff_max:g} HU on every "
+               f"enlarged; row 3: |x − reference| of the images clipped to the window, 0–{ex.diff_max:g} HU on every "
                "panel and slice (the 99.5th percentile of the shown networks' errors, rounded up; the low-dose input "
-               f"may saturate). Titles: each panel's {', '.join(metric_name(m) for m in metrics)} on "
+               f"may saturate). Titles: each panel's {', '.join(metric_name(m) for m in ex.metrics)} on "
                "that slice (the input's against the reference).")
     return head + [caption, ""] + [f"![example {i}](figures/examples_{safe_name(i)}.png)" for i in ids] + [""]

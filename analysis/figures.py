@@ -1,22 +1,32 @@
-"""Figures of the report (matplotlib, Agg backend), in the shared style of `analysis.style`; each written as PNG (for
-the report) and as a vector PDF twin (for a paper)."""
+"""Figures of the report in the shared style of `analysis.style`; each written as PNG (for the report) and as a vector
+PDF twin (for a paper). Figures are `matplotlib.figure.Figure` objects, never pyplot's: importing this module changes
+no backend and no rcParams; the style applies inside `report_style()`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import contextlib
+
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis import style  # noqa: E402
-from analysis.style import metric_label  # noqa: E402
-
-style.apply()
+from analysis import style
+from analysis.style import metric_label
 
 TWINS = (".pdf",)  # written beside every PNG
+
+
+def report_style():
+    """A context in which figures get the report's look (analysis.style.STYLE); rcParams are restored after it."""
+    return matplotlib.rc_context(style.STYLE)
+
+
+def subplots(*args, figsize, **kw):
+    """(figure, axes) like pyplot.subplots, without pyplot: no backend, no global figure manager."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kw)
 
 
 def save(fig, path: Path) -> Path:
@@ -28,7 +38,6 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=style.PNG_DPI)
     for suffix in TWINS:
         fig.savefig(path.with_suffix(suffix))
-    plt.close(fig)
     return path
 
 
@@ -36,7 +45,7 @@ def boxplot(scores: pd.DataFrame, metric: str, path: Path, order: list[str] | No
             reference: pd.Series | None = None) -> Path:
     """Per-image (seed-averaged) metric per configuration; the low-dose input as a dashed line (its median)."""
     order = order or list(scores.columns)
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(order) + 2), 4.2))
+    fig, ax = subplots(figsize=(max(6, 0.7 * len(order) + 2), 4.2))
     ax.boxplot([scores[c].to_numpy() for c in order], showmeans=True)
     ax.set_xticks(range(1, len(order) + 1), order, rotation=35, ha="right", fontsize=8)
     if reference is not None:
@@ -52,7 +61,7 @@ def cd_diagram(ranks: pd.Series, pvalues: pd.DataFrame, path: Path, alpha: float
     given p-value matrix (here Wilcoxon–Holm) does not separate them at `alpha`."""
     import scikit_posthocs as sp
 
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ranks) + 1.6))
+    fig, ax = subplots(figsize=(8, 0.35 * len(ranks) + 1.6))
     sp.critical_difference_diagram(ranks, pvalues, alpha=alpha, ax=ax, label_props={"fontsize": 8})
     ax.set_title(title, fontsize=9)
     return save(fig, path)
@@ -63,7 +72,7 @@ def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "fea
     """Mean metric (over blocks) against `x`, one line per `hue` level, one panel per `panel` level:
     lines that are not parallel are the interaction the factor-effects table tests."""
     panels = sorted(cells[panel].unique()) if panel and panel in cells else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, 3.4), sharey=True, squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(3.6 * len(panels) + 0.8, 3.4), sharey=True, squeeze=False)
     for ax, pv in zip(axes[0], panels):
         sub = cells if pv is None else cells[cells[panel] == pv]
         means = sub.groupby([hue, x])["y"].mean().unstack(x)
@@ -83,7 +92,7 @@ def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "fea
 def effects_plot(effects: pd.DataFrame, metric: str, path: Path) -> Path:
     """Forest plot of main and interaction effects: median per-image effect with its bootstrap 95% CI."""
     e = effects[effects["kind"].isin(["main", "interaction"])].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(e) + 1.2))
+    fig, ax = subplots(figsize=(7.5, 0.32 * len(e) + 1.2))
     y = range(len(e))[::-1]
     ax.errorbar(e["median_diff"], list(y), xerr=[e["median_diff"] - e["ci_low"], e["ci_high"] - e["median_diff"]],
                 fmt="o", color="k", ms=4, capsize=2)
@@ -99,7 +108,7 @@ def heatmap(table: pd.DataFrame, path: Path, title: str, vmin: float = -1.0, vma
     """A annotated diverging heat map (rows × columns of `table`), NaN cells left blank."""
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(0.9 * table.shape[1] + 3, 0.45 * table.shape[0] + 1.8))
+    fig, ax = subplots(figsize=(0.9 * table.shape[1] + 3, 0.45 * table.shape[0] + 1.8))
     im = ax.imshow(table.to_numpy(float), cmap="RdBu", vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xticks(range(table.shape[1]), table.columns, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)

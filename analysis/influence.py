@@ -9,18 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from analysis.effects import weighting_label  # noqa: E402
-from analysis.figures import save  # noqa: E402
-from analysis.style import metric_label  # noqa: E402
-from analysis.markdown import md_table  # noqa: E402
-from study.losses.psi import lam_for_influence, perceptual_influence  # noqa: E402 - torch-free
+from analysis.effects import weighting_label
+from analysis.figures import save, subplots
+from analysis.style import metric_label
+from analysis.markdown import md_table
+from study.losses.psi import lam_for_influence, perceptual_influence  # torch-free
 
 TARGETS = (0.5, 0.9, 0.95, 0.99)
 COMMON_LAM = 0.1
@@ -70,9 +67,9 @@ def psi_curves(mags: pd.DataFrame, path: Path, targets=(0.95,)) -> Path:
     lams = np.logspace(-9, 3, 400)
     pairs = list(dict.fromkeys(zip(mags["feature_level"], mags["pretraining"])))
     arms = list(dict.fromkeys(mags["arm"]))
-    colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(pairs)}
+    colours = {p: matplotlib.colormaps["tab10"](i % 10) for i, p in enumerate(pairs)}
     styles = {a: STYLES[i % len(STYLES)] for i, a in enumerate(arms)}
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = subplots(figsize=(7.5, 4.2))
     for r in mags.itertuples():
         psi = [perceptual_influence(r.pixel_loss, r.perceptual_loss, lam) for lam in lams]
         ax.semilogx(lams, psi, color=colours[(r.feature_level, r.pretraining)], ls=styles[r.arm], lw=1.3)
@@ -91,7 +88,7 @@ def psi_curves(mags: pd.DataFrame, path: Path, targets=(0.95,)) -> Path:
 def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
     """Test metric of each finished trial against its measured last-epoch Ψ; pixel-only mean as a line."""
     t = trials[(trials["status"] == "finished")]
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = subplots(figsize=(6.5, 3.8))
     for (level, pre), g in t[t["psi"] > 0].groupby(["feature_level", "pretraining"]):
         ax.scatter(g["psi"], g[metric], s=18, label=f"{level} · {pre}")
     base = t[t["psi"].fillna(0) == 0]
@@ -103,47 +100,57 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
     return save(fig, path)
 
 
-def _calibrated(trials: pd.DataFrame) -> list[str]:
+def _calibrated(trials: pd.DataFrame) -> pd.DataFrame | None:
     cal = trials[trials["psi_target"].notna()] if "psi_target" in trials else trials.iloc[:0]
     if cal.empty:
-        return []
+        return None
     cols = [c for c in ("configuration", "seed", "psi_target", "lam_calibrated", "lam_final", "psi", "psi_grad") if c in cal]
-    return ["Ψ-target trials: the λ calibrated at the start, λ at the end and the Ψ reached:", "",
-            md_table(cal[cols].sort_values(["configuration", "seed"])), ""]
+    return cal[cols].sort_values(["configuration", "seed"])
 
 
-def influence_section(trials: pd.DataFrame, out: Path, metric: str = "psnr") -> list[str]:
+def influence_evidence(trials: pd.DataFrame):
+    """Ψ and the loss magnitudes per configuration (mean over seeds), the magnitudes per arm and the λ table
+    (analysis.evidence.Influence); None when the trials carry no Ψ."""
+    from analysis.evidence import Influence
+
+    psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
+    psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
+    if not (len(psi) and psi_cols):
+        return None
+    mags = magnitudes(trials)
+    targets = sorted({float(v) for v in trials.get("psi_target", pd.Series(dtype=float)).dropna()}) or [0.95]
+    return Influence(psi, mags, lam_table(mags) if len(mags) else pd.DataFrame(), targets, _calibrated(trials))
+
+
+def influence_lines(inf, trials: pd.DataFrame, out: Path, metric: str = "psnr") -> list[str]:
     """Markdown lines (Ψ definition, Ψ-curves figure, λ table, metric-vs-Ψ figure, Ψ-target trials); writes
     stats/lambda_for_psi.csv and the figures under `out`."""
-    mags = magnitudes(trials)
-    if mags.empty:
+    if inf.magnitudes.empty:
         return []
-    table = lam_table(mags)
-    table.to_csv(out / "stats" / "lambda_for_psi.csv", index=False)
-    targets = sorted({float(v) for v in trials.get("psi_target", pd.Series(dtype=float)).dropna()}) or [0.95]
-    fig = psi_curves(mags, out / "figures" / "psi_curves.png", targets)
+    inf.lam_table.to_csv(out / "stats" / "lambda_for_psi.csv", index=False)
+    fig = psi_curves(inf.magnitudes, out / "figures" / "psi_curves.png", inf.targets)
     lines = ["### Ψ-curves and the λ each encoder needs", "", PSI_TEXT, "",
              f"The curves Ψ(λ) = {PSI_FORMULA} use the last-epoch magnitudes L_pixel and L_P (unweighted), "
              "averaged only over trials trained the same way — one curve and one table row per feature level, "
              "pretraining and training arm (λ=… fixed λ, Ψ=… Ψ target), since the magnitudes depend on the λ a network "
              "was trained with. Colour: feature level · pretraining; line style: training arm; grey lines: λ = 0.1 "
-             "and the Ψ target(s).", "", f"![Ψ-curves](figures/{fig.name})", "", md_table(table), ""]
+             "and the Ψ target(s).", "", f"![Ψ-curves](figures/{fig.name})", "", md_table(inf.lam_table), ""]
     if metric in trials:
         fig = metric_vs_psi(trials, metric, out / "figures" / f"{metric}_vs_psi.png")
         lines += [f"![{metric} against Ψ](figures/{fig.name})", ""]
-    return lines + _calibrated(trials)
+    if inf.calibrated is not None:
+        lines += ["Ψ-target trials: the λ calibrated at the start, λ at the end and the Ψ reached:", "",
+                  md_table(inf.calibrated), ""]
+    return lines
 
 
-def perceptual_influence_section(trials: pd.DataFrame, out: Path) -> list[str]:
-    """The report's "Perceptual influence" section: Ψ and the loss magnitudes per configuration (mean over seeds,
-    stats/perceptual_influence.csv), then `influence_section`; [] when the trials carry no Ψ."""
-    psi_cols = [c for c in ("psi", "perceptual_loss", "pixel_loss") if c in trials]
-    psi = trials[trials["status"] == "finished"].groupby("configuration")[psi_cols].mean()
-    if not (len(psi) and psi_cols):
+def perceptual_influence_lines(inf, trials: pd.DataFrame, out: Path) -> list[str]:
+    """The report's "Perceptual influence" section (stats/perceptual_influence.csv), then `influence_lines`."""
+    if inf is None:
         return []
-    psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
+    inf.psi.reset_index().to_csv(out / "stats" / "perceptual_influence.csv", index=False)
     return ["", "## Perceptual influence", "",
             f"{PSI} at the last epoch, mean over seeds: for fixed-λ trials from the "
             "unweighted epoch means of both terms; for Ψ-target trials that hold Ψ (`hold-psi`) from the "
-            "λ-weighted per-step sums (λ changes within the epoch).", "", md_table(psi.reset_index()), "",
-            *influence_section(trials, out)]
+            "λ-weighted per-step sums (λ changes within the epoch).", "", md_table(inf.psi.reset_index()), "",
+            *influence_lines(inf, trials, out)]

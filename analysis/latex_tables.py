@@ -180,25 +180,25 @@ def _context(c: dict):
     return c.get("context") if c.get("would_be", c["kind"]) == "depends" and c.get("on") != "metric" else None
 
 
-def _contrasts(stats_dir: Path) -> dict[tuple, dict]:
-    """Network-level contrasts by (metric, subject, reference, context) from the stats CSVs."""
+def _contrasts(tables: dict[str, pd.DataFrame]) -> dict[tuple, dict]:
+    """Network-level contrasts by (metric, subject, reference, context) from the claims' tables (network_*.csv)."""
     out = {}
-    for name in ("network_vs_best", "network_depends", "network_levels"):
-        p = Path(stats_dir) / f"{name}.csv"
-        if not p.exists():
+    for name in ("vs_best", "depends", "levels"):
+        t = tables.get(name)
+        if t is None:
             continue
-        t = pd.read_csv(p, dtype={k: str for k in ("metric", "factor", "context", "a", "b")})
         for r in t.to_dict("records"):
+            r = {k: (str(v) if k in ("metric", "factor", "context", "a", "b") and pd.notna(v) else v) for k, v in r.items()}
             fac = f"{r['factor']}=" if "factor" in r else ""
-            ctx = r.get("context") if name == "network_depends" else None
+            ctx = r.get("context") if name == "depends" else None
             out.setdefault((r["metric"], fac + r["a"], fac + r["b"], ctx), r)
     return out
 
 
-def pairwise_table(claims: list[dict], stats_dir: Path, path: Path) -> Path:
+def pairwise_table(claims: list[dict], tables: dict[str, pd.DataFrame], path: Path) -> Path:
     """`pairwise.tex` in the folder `path`: the full test of every pairwise claim, from the network-level contrast
-    CSVs in `stats_dir` (the claim's own numbers where no row matches)."""
-    found = _contrasts(stats_dir)
+    tables (the claim's own numbers where no row matches)."""
+    found = _contrasts(tables)
     rows = []
     for c in pairwise_claims(claims):
         r = found.get((c["metric"], c["subject"], c["reference"], _context(c)))
@@ -223,19 +223,19 @@ def pairwise_table(claims: list[dict], stats_dir: Path, path: Path) -> Path:
     return write_tex(Path(path), "pairwise.tex", text)
 
 
-def write_tables(out: Path, claims: list[dict], summaries: dict[str, tuple]) -> list[Path]:
+def write_tables(out: Path, claims: list[dict], summaries: dict[str, tuple], tables: dict[str, pd.DataFrame],
+                 lam_table: pd.DataFrame | None = None, readers: bool = False) -> list[Path]:
     """Every table under `out/tables` (results per metric, guidelines, pairwise and Ψ-λ where there is data) and
-    `preview.tex` that compiles them all; `summaries[metric]` = (summary, higher, unit, input_mean, input_sd)."""
-    folder, out = Path(out) / "tables", Path(out)
+    `preview.tex` that compiles them all; `summaries[metric]` = (summary, higher, unit, input_mean, input_sd);
+    `readers`: the Readers section wrote tables/readers.tex."""
+    folder = Path(out) / "tables"
     paths = [results_table(s, m, higher_is_better=h, unit=u, input_mean=im, input_sd=isd, path=folder)
              for m, (s, h, u, im, isd) in summaries.items()]
     paths.append(guidelines_table(claims, folder))
     if pairwise_claims(claims):
-        paths.append(pairwise_table(claims, out / "stats", folder))
-    psi = out / "stats" / "lambda_for_psi.csv"
-    if psi.exists():
-        paths.append(psi_lambda_table(pd.read_csv(psi), folder))
-    readers = folder / "readers.tex"  # written by the report's Readers section where there is a reader study
-    paths += [readers] if readers.is_file() else []
+        paths.append(pairwise_table(claims, tables, folder))
+    if lam_table is not None and len(lam_table):
+        paths.append(psi_lambda_table(lam_table, folder))
+    paths += [folder / "readers.tex"] if readers else []
     paths.append(write_tex(folder, "preview.tex", preview([p.stem for p in paths])))
     return paths

@@ -33,11 +33,21 @@ def per_patient(per_image: pd.DataFrame, metric: str, top: list[str]) -> pd.Data
     return t.loc[[c for c in top if c in t.index]]
 
 
-def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[str, pd.DataFrame],
-                    min_effect: dict[str, float], out: Path, min_patients: int = 5) -> list[str]:
-    stats = out / "stats"
-    var = variance_table(per_image, metrics, min_effect, min_patients)
-    var.to_csv(stats / "network_variance.csv", index=False)
+def per_patient_tables(per_image: pd.DataFrame, metrics: list[str]) -> dict[str, pd.DataFrame]:
+    """metric → `per_patient` of its 10 best configurations (by mean), where the test set has ≥ 2 patients."""
+    if "patient" not in per_image or per_image["patient"].nunique() < 2:
+        return {}
+    out = {}
+    for m in metrics:
+        means = per_image.groupby("configuration")[m].mean().sort_values(ascending=not higher_is_better(m))
+        out[m] = per_patient(per_image, m, list(means.index[:10]))
+    return out
+
+
+def network_lines(net, metrics: list[str], min_effect: dict[str, float], out: Path) -> list[str]:
+    """The section's lines (net: analysis.evidence.NetworkEvidence); its tables as stats/network_*.csv."""
+    stats, tables = out / "stats", net.tables
+    net.variance.to_csv(stats / "network_variance.csv", index=False)
     for name, t in tables.items():
         t.to_csv(stats / f"network_{name}.csv", index=False)
     lines = ["## Design evidence: the trained network as the unit", "",
@@ -48,8 +58,7 @@ def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[st
              "tests the guidelines rest on.", "",
              "Variance components (SD in the metric's unit; `seeds_for_80pct_power`: seeds per configuration for a "
              "two-configuration difference of the smallest effect that matters to be found with 80% power, from the "
-             "between-network SD measured here):", "", md_table(var), ""]
-    n_pat = per_image["patient"].nunique() if "patient" in per_image else 1
+             "between-network SD measured here):", "", md_table(net.variance), ""]
     for m in metrics:
         imp = tables.get("importance")
         if imp is not None and len(imp[imp["metric"] == m]):
@@ -59,18 +68,17 @@ def network_section(per_image: pd.DataFrame, metrics: list[str], tables: dict[st
                       "quasi-F against network + term × test-unit error, Holm over the terms.", "", md_table(pformat(t)), ""]
         vb = tables.get("vs_best")
         if vb is not None and len(vb[vb["metric"] == m]):
-            t = vb[vb["metric"] == m].sort_values("p_adj", ascending=False)
-            cols = ["a", "b", "estimate", "ci_low", "ci_high", "df", "pvalue", "p_adj", "p_equiv", "verdict"]
-            lines += [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts; "
-                      f"`pvalue_adj` and the CI: {t['procedure'].iloc[0]}; `p_equiv`: TOST inside ± "
-                      f"{min_effect[m]:g}). Shown: up to {MAX_ROWS}, least separated first.",
-                      "", md_table(pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]
-            if n_pat >= 2:
-                higher = higher_is_better(m)
-                means = per_image.groupby("configuration")[m].mean().sort_values(ascending=not higher)
-                pp = per_patient(per_image, m, list(means.index[:10]))
-                pp.to_csv(stats / f"{m}_per_patient.csv")
+            lines += _vs_best_lines(vb[vb["metric"] == m].sort_values("p_adj", ascending=False), m, min_effect[m])
+            if m in net.per_patient:
+                net.per_patient[m].to_csv(stats / f"{m}_per_patient.csv")
                 lines += [f"Per test patient ({m}, mean over images and seeds; the 10 best configurations):", "",
-                          md_table(pp.reset_index()), ""]
+                          md_table(net.per_patient[m].reset_index()), ""]
     return lines
 
+
+def _vs_best_lines(t: pd.DataFrame, m: str, delta: float) -> list[str]:
+    cols = ["a", "b", "estimate", "ci_low", "ci_high", "df", "pvalue", "p_adj", "p_equiv", "verdict"]
+    return [f"Configurations against the best for {m} (estimate = best − other, {len(t)} contrasts; "
+            f"`pvalue_adj` and the CI: {t['procedure'].iloc[0]}; `p_equiv`: TOST inside ± {delta:g}). Shown: up to "
+            f"{MAX_ROWS}, least separated first.",
+            "", md_table(pformat(t[cols].head(MAX_ROWS)).rename(columns={"p_adj": "pvalue_adj"})), ""]

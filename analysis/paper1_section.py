@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.claims import Settings
 from analysis.markdown import MAX_ROWS, md_table
 from analysis.paper1 import (PAPER_ALPHA, PAPER_LAM, PUBLISHED_SOURCE, compare, first_seed_scores,
                              guideline_verdicts, measured_vs_published, network_pairs, paper_pairs,
@@ -17,13 +16,6 @@ from analysis.influence import PSI_FORMULA
 
 METRIC = "ssim"  # paper 1 tested the per-slice SSIM
 MAX_CONFIGS = 40  # above this, the pairs of the 40 configurations with the best first-seed mean (+ pixel-only)
-
-
-def paper1_options(spec: dict):
-    """The study's `analysis:` section as study.spec.AnalysisSpec (already validated by `settings_of`)."""
-    from study.spec import AnalysisSpec
-
-    return AnalysisSpec.model_validate((spec or {}).get("analysis") or {})
 
 
 def _scores(per_image: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], str]:
@@ -55,31 +47,40 @@ def _ssim_note(spec: dict) -> str:
             "(`metric_window: full`).")
 
 
-def pairs_section(spec: dict, per_image: pd.DataFrame, s: Settings, tables: dict, out: Path) -> list[str]:
-    """ "As paper 1 analysed it": [] unless `analysis.paper1` is set and the study has SSIM."""
-    if not (paper1_options(spec).paper1 and len(per_image) and METRIC in per_image and per_image[METRIC].notna().any()):
-        return []
+def paper1_pairs(st, tables: dict) -> dict | None:
+    """ "As paper 1 analysed it" (st: analysis.evidence.Study): None unless `analysis.paper1` is set and the study
+    has SSIM on ≥ 2 configurations; else the pairs table with what its text says."""
+    per_image = st.per_image
+    if not (st.analysis.paper1 and len(per_image) and METRIC in per_image and per_image[METRIC].notna().any()):
+        return None
     scores, seeds, note = _scores(per_image)
     if scores.shape[1] < 2:
-        return []
+        return None
     paper = paper_pairs(scores)
-    net = network_pairs(per_image, METRIC, paper, s)
-    t = compare(paper, net, s, METRIC, guideline_verdicts(tables.get("vs_best"), METRIC))
+    net = network_pairs(per_image, METRIC, paper, st.settings)
+    t = compare(paper, net, st.settings, METRIC, guideline_verdicts(tables.get("vs_best"), METRIC))
+    return {"table": t, "k": scores.shape[1], "n_images": len(scores), "seeds": seeds, "note": note,
+            "n_seeds": int(per_image.groupby("configuration")["run_key"].nunique().median())}
+
+
+def pairs_lines(p: dict | None, st, out: Path) -> list[str]:
+    if p is None:
+        return []
+    t, s, k = p["table"], st.settings, p["k"]
     t.to_csv(out / "stats" / "paper1_pairs.csv", index=False)
-    n, k = len(t), scores.shape[1]
+    n = len(t)
     n_changed, n_paper = int(t["changed"].sum()), int(t["winner"].notna().sum())
     n_net = int(t["net_winner"].notna().sum()) if len(t) else 0
     cols = ["a", "b", "paper_style", "network_level"] + (["guidelines"] if (t["guidelines"] != "—").any() else [])
-    n_seeds = int(per_image.groupby("configuration")["run_key"].nunique().median())
     return ["## As paper 1 analysed it (SSIM, first seed, every pair, no correction)", "",
             "Paper 1's own statistics, reproduced: for every pair of configurations a two-sided Wilcoxon signed-rank "
             f"test (`scipy.stats.wilcoxon`) on the per-image SSIM, no correction for the {n} comparisons, α = "
             f"{PAPER_ALPHA:g}, |Cohen's d| with the pooled SD (ddof = 1); the configuration with the larger mean is the "
             f"winner when p < {PAPER_ALPHA:g}. Paper 1 trained one network per model, so this uses "
-            f"{_seed_text(seeds)}, on the {len(scores)} test images every one of them was tested on (each image a "
-            f"slice, reconstructions not averaged).{note} {_ssim_note(spec)}", "",
+            f"{_seed_text(p['seeds'])}, on the {p['n_images']} test images every one of them was tested on (each "
+            f"image a slice, reconstructions not averaged).{p['note']} {_ssim_note(st.spec)}", "",
             f"Beside each pair, the network-level analysis of the same pair (the unit is the trained network: t on the "
-            f"per-network means of all seeds — typically {n_seeds} per configuration — Holm over these {n} pairs, "
+            f"per-network means of all seeds — typically {p['n_seeds']} per configuration — Holm over these {n} pairs, "
             f"better only when at least {s.effect(METRIC):g} apart, equivalent by TOST inside ± that, no claim with "
             f"fewer than {s.min_seeds} seeds) and, where the guidelines test the pair (configurations against the "
             "best), their verdict.", "",
@@ -110,16 +111,21 @@ def _num(v, fmt: str) -> str:
     return fmt.format(v) if pd.notna(v) else "—"
 
 
-def published_section(spec: dict, trials: pd.DataFrame, out: Path) -> list[str]:
-    """Paper 1's published last-epoch magnitudes and Ψ at λ = 0.1 beside the measured ones: [] unless
+def published_table(st) -> pd.DataFrame | None:
+    """Paper 1's published last-epoch magnitudes and Ψ at λ = 0.1 beside the measured ones: None unless
     `analysis.paper1` is set and a finished trial used paper 1's setting (its feature levels and encoders)."""
-    opts = paper1_options(spec)
-    encoders = dict(opts.paper1_encoders)
-    if not (opts.paper1 and uses_paper_setting(trials, encoders)):
+    encoders = dict(st.analysis.paper1_encoders)
+    if not (st.analysis.paper1 and uses_paper_setting(st.trials, encoders)):
+        return None
+    return measured_vs_published(st.trials, encoders)
+
+
+def published_lines(t: pd.DataFrame | None, st, out: Path) -> list[str]:
+    if t is None:
         return []
-    t = measured_vs_published(trials, encoders)
     t.to_csv(out / "stats" / "paper1_published.csv", index=False)
-    names = ", ".join(f"{k} → `{v}`" for k, v in encoders.items())
+    names = ", ".join(f"{k} → `{v}`" for k, v in dict(st.analysis.paper1_encoders).items())
+    spec = st.spec
     shown = t.assign(**{c: [_num(v, f) for v in t[c]] for c, f in _FORMATS.items()})
     return ["## Paper 1's published loss magnitudes beside the measured ones", "",
             f"Published: the last-epoch MSE and unweighted L_P of paper 1 ({PUBLISHED_SOURCE}) and Ψ at λ = "

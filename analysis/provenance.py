@@ -75,10 +75,8 @@ def provenance(results_dir: Path, trials: pd.DataFrame) -> dict:
     }
 
 
-def provenance_section(results_dir: Path, trials: pd.DataFrame, out: Path) -> list[str]:
-    """Markdown lines of the "Provenance" section; writes `out/provenance.json`."""
-    results_dir = Path(results_dir).resolve()
-    p = provenance(results_dir, trials)
+def provenance_lines(p: dict, results_dir: Path, out: Path) -> list[str]:
+    """Markdown lines of the "Provenance" section (p: `provenance`); writes `out/provenance.json`."""
     (out / "provenance.json").write_text(json.dumps(p, indent=1))
     commits = ", ".join(f"`{c}` ({n} trials)" if len(p["git_commits"]) > 1 else f"`{c}`"
                         for c, n in p["git_commits"].items()) or "not recorded"

@@ -57,12 +57,11 @@ def lam_three_ways(trials: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def lam_section(trials: pd.DataFrame, out) -> list[str]:
+def lam_lines(table: pd.DataFrame | None, out) -> list[str]:
     """The report's "λ for a target Ψ, three ways" (stats/psi_calibration.csv); [] without Ψ-target trials."""
     from analysis.markdown import md_table
 
-    table = lam_three_ways(trials)
-    if table.empty:
+    if table is None or table.empty:
         return []
     table.to_csv(out / "stats" / "psi_calibration.csv", index=False)
     return ["", "## λ for a target Ψ, three ways", "",

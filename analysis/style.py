@@ -6,8 +6,6 @@ paper (fonts embedded as TrueType, so the text stays text and journals accept it
 
 from __future__ import annotations
 
-import matplotlib
-
 PNG_DPI = 150  # the report's raster copy; the PDF twin is vector
 
 STYLE = {
@@ -25,11 +23,6 @@ NAMES = {"psnr": "PSNR", "ssim": "SSIM", "rmse_hu": "RMSE", "nrmse": "NRMSE", "m
 
 FACTORS = {"weighting": "loss weighting", "lam": "λ", "psi_target": "Ψ target", "feature_level": "feature level", "pretraining": "pretraining",
            "loss": "loss", "seed": "seed"}
-
-
-def apply() -> None:
-    """Set the shared style (matplotlib's rcParams) for the figures drawn after it."""
-    matplotlib.rcParams.update(STYLE)
 
 
 def metric_name(metric: str) -> str:

@@ -157,18 +157,13 @@ def analyze(reader_dir) -> dict:
     return res | {"analysis_dir": str(out)}
 
 
-def reader_section_lines(results_dir, out: Path | None = None) -> list[str]:
-    """`study report`'s "## Readers" section for RESULTS_DIR/readers, or [] when it has no answers; with `out` (the
-    report folder being built) also its LaTeX table, `out/tables/readers.tex`."""
-    reader_dir = Path(results_dir) / "readers"
-    if not (reader_dir / layout.ANSWERS).is_file():
+def reader_lines(res: dict | None, out: Path | None = None) -> list[str]:
+    """`study report`'s "## Readers" section from the reader study's results (analysis.analyse.reader_results), or []
+    without answers; with `out` (the report folder being built) also its LaTeX table, `out/tables/readers.tex`."""
+    if res is None:
         return []
-    try:
-        if read_answers(reader_dir).empty:
-            return []
-        res = compute(reader_dir)
-    except StudyError as err:
-        return ["## Readers", "", f"not analysed: {err}", ""]
+    if "error" in res:
+        return ["## Readers", "", f"not analysed: {res['error']}", ""]
     if out is not None:
         from analysis.latex_side_tables import readers_table
 

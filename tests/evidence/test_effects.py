@@ -9,7 +9,7 @@ from scipy import stats as sps
 
 from analysis.effects import factor_effects
 from analysis.load import block_scores
-from analysis.report import write_report
+from analysis.report import update_report
 
 from helpers.synthetic import results_folder
 
@@ -49,7 +49,7 @@ def test_simple_effect_equals_a_direct_paired_wilcoxon(tmp_path):
 
 def test_report_lists_a_failed_trial_as_missing(tmp_path):
     out = results_folder(tmp_path, effect=interaction, failed=1)
-    report = write_report(out, power=True)
+    report = update_report(out, power=True)
     text = (report / "report.md").read_text()
     assert "1 trial(s) not finished" in text and "Diverged: non-finite loss" in text
     trials = pd.read_parquet(out / "trials.parquet")

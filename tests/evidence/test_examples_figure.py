@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.examples_figure import INPUT, REFERENCE, examples_section, nice_ceiling
-from analysis.report import _window_of
+from analysis.analyse import read_study
+from analysis.examples_figure import INPUT, REFERENCE, examples_evidence, examples_lines, nice_ceiling
+from analysis.settings import window_of
 
 from helpers.synthetic import add_examples, results_folder
 
-WINDOW = _window_of({"metric_window": "abdomen"})
+WINDOW = window_of({"metric_window": "abdomen"})
+
+
+def examples_section(folder, trials, per_image, order, window, out):
+    """The section as the report builds it: its evidence from the folder, then its lines and figures."""
+    return examples_lines(examples_evidence(read_study(folder), order), window, out)
 
 
 def _tables(folder):

@@ -10,7 +10,7 @@ import statsmodels.formula.api as smf
 
 from analysis.claims import Settings, study_claims
 from analysis.networks import network_means, seeds_needed
-from analysis.report import write_report
+from analysis.report import update_report
 
 from helpers.synthetic import results_folder, tables
 
@@ -146,7 +146,7 @@ def test_report_writes_short_guidelines_and_json(tmp_path):
     out = results_folder(tmp_path, seeds=FIVE, net_sd=0.3, effect=medical_plus_one, patients=2, n_images=40,
                          lams=(0.001, 0.01, 0.1))
     (out / "study.yaml").write_text("name: synthetic\nmetric_window: abdomen\nanalysis:\n  min_effect: {psnr: 0.2}\n")
-    report = write_report(out)
+    report = update_report(out)
     md = (report / "guidelines.md").read_text()
     bullets = [line for line in md.splitlines() if line.startswith("- ")]
     assert 1 <= len(bullets) <= 15
@@ -176,7 +176,7 @@ def test_a_bad_analysis_setting_is_one_line(tmp_path):
     out = results_folder(tmp_path, seeds=(0, 1, 2))
     (out / "study.yaml").write_text("name: s\nanalysis:\n  min_effect: {psnr: -1}\n")
     with pytest.raises(StudyError, match=r"study.yaml: field 'analysis.min_effect'.*-1"):
-        write_report(out)
+        update_report(out)
     assert not (out / "report").exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.influence import lam_table, magnitudes, influence_section
+from analysis.influence import influence_evidence, influence_lines, lam_table, magnitudes
 from study.losses.psi import lam_for_influence
 
 
@@ -61,7 +61,7 @@ def test_lam_table_per_row():
 def test_section_text_and_figure(tmp_path):
     (tmp_path / "stats").mkdir()
     (tmp_path / "figures").mkdir()
-    lines = influence_section(_trials(), tmp_path)
+    lines = influence_lines(influence_evidence(_trials()), _trials(), tmp_path)
     text = "\n".join(lines)
     assert "λ-weighted per-step sums" in text and "hold-Ψ" in text
     assert "unweighted last-epoch means" in text and "training arm" in text

@@ -67,12 +67,15 @@ def summary(higher=True) -> pd.DataFrame:
 
 
 def report(tmp_path: Path, claims=CLAIMS, csv=CSV) -> tuple[Path, list[Path]]:
+    import io
+
     out = tmp_path / "report"
     (out / "stats").mkdir(parents=True)
-    for name, text in csv.items():
-        (out / "stats" / name).write_text(text, encoding="utf-8")
+    tables = {name.removeprefix("network_").removesuffix(".csv"): pd.read_csv(io.StringIO(text))
+              for name, text in csv.items()}  # the claims' network-level tables, as the Evidence holds them
+    lam = tables.pop("lambda_for_psi", None)
     sums = {"psnr": (summary(), True, "dB", 20.1, 1.2), "rmse_hu": (summary(False), False, "HU", 61.0, None)}
-    return out, write_tables(out, claims, sums)
+    return out, write_tables(out, claims, sums, tables, lam)
 
 
 # -- tests -------------------------------------------------------------------------------------------------------
@@ -122,12 +125,14 @@ def test_best_in_bold(tmp_path, higher):
     assert "higher is better" in text if higher else "lower is better" in text
 
 
-def test_pairwise_numbers_are_the_csvs(tmp_path):
+def test_pairwise_numbers_are_the_network_tables(tmp_path):
+    import io
+
     out, _ = report(tmp_path)
     rows = body((out / "tables" / "pairwise.tex").read_text())
     assert len(rows) == 6  # every claim with a reference but the replication one
     dep = next(r for r in rows if r[1].startswith("feature\\_level=block5\\_conv4"))
-    csv = pd.read_csv(out / "stats" / "network_depends.csv").iloc[0]
+    csv = pd.read_csv(io.StringIO(CSV["network_depends.csv"])).iloc[0]
     assert dep[2] == "feature\\_level=block3\\_conv2" and "(within weighting=$\\lambda$=0.01)" in dep[1]
     assert dep[3] == "1.61" and dep[4] == "[0.13, 3.09]" and dep[5] == "0.73"
     assert dep[6:] == [num(csv["df"], 3), num(csv["t"], 3), pvalue(csv["pvalue"]), pvalue(csv["p_adj"]),

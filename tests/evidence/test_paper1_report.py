@@ -11,7 +11,7 @@ from scipy import stats as sps
 from analysis.claims import Settings
 from analysis.paper1 import (PUBLISHED, compare, first_seed_scores, measured_vs_published, network_pairs,
                              paper_pairs)
-from analysis.report import write_report
+from analysis.report import update_report
 from helpers.synthetic import MAGNITUDE, results_folder, tables
 from study.losses.psi import perceptual_influence
 
@@ -95,7 +95,7 @@ def test_published_rows_beside_measured():
 
 def test_report_sections_with_paper1(tmp_path):
     out = results_folder(tmp_path, seeds=(0, 1, 2), n_images=20, net_sd=1.0, noise=0.2, spec=PAPER1)
-    report = write_report(out, metrics=["psnr", "ssim"])
+    report = update_report(out, metrics=["psnr", "ssim"])
     md = (report / "report.md").read_text()
     assert "## As paper 1 analysed it" in md and "## Paper 1's published loss magnitudes" in md
     assert "not the AAPM-Mayo 2016 scans" in md  # phantom data: said so
@@ -108,7 +108,7 @@ def test_report_sections_with_paper1(tmp_path):
 
 def test_sections_absent_without_paper1(tmp_path):
     out = results_folder(tmp_path, seeds=(0, 1), n_images=12)
-    report = write_report(out, metrics=["ssim"])
+    report = update_report(out, metrics=["ssim"])
     md = (report / "report.md").read_text()
     assert "As paper 1 analysed it" not in md and "published loss magnitudes" not in md
     assert not (report / "stats" / "paper1_pairs.csv").exists()

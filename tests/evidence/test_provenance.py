@@ -8,7 +8,13 @@ import json
 import pandas as pd
 
 from analysis.design_section import factor_levels
-from analysis.provenance import provenance_section
+from analysis.provenance import provenance, provenance_lines
+
+
+def provenance_section(results_dir, trials, out):
+    """The section as the report builds it: the facts of the (resolved) folder, then the lines."""
+    results_dir = results_dir.resolve()
+    return provenance_lines(provenance(results_dir, trials), results_dir, out)
 
 
 def _trials(commits: list[str]) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def test_tiled_batches_cover_the_epoch_with_a_short_last_batch():
 
 
 def test_tiled_patches_stay_out_of_default_run_keys_and_ignore_steps_per_epoch(tmp_path):
-    from study.driver.plan import plan
+    from study.planning.plan import plan
 
     def keys(**training):
         raw = tiny_spec(tmp_path, factors={"lam": [0]}, training=training)
@@ -73,8 +73,8 @@ def tiled(tmp_path_factory):
     """A pixel-only trial with tiled patches, the full-range 8-bit metrics and NRMSE, its plan and prepared data."""
     from rich.console import Console
 
-    from study.driver.plan import plan, trial_spec
-    from study.driver.prepare import prepare
+    from study.planning.plan import plan, trial_spec
+    from study.running.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("tiled")
     spec = parse_spec(tiny_spec(tmp, factors={"lam": [0]}, training=TILED, metric_window="full",
@@ -88,7 +88,7 @@ def tiled(tmp_path_factory):
 def _dry_run(p) -> str:
     from rich.console import Console
 
-    from study.driver.plan import print_table
+    from study.planning.plan import print_table
 
     console = Console(record=True, width=200)
     print_table(p, console)
@@ -164,8 +164,8 @@ def test_nrmse_is_a_lower_is_better_unitless_metric_with_a_smallest_effect():
 
 def test_windows_are_labelled_truthfully(tmp_path):
     from analysis.methods import window_phrase
-    from analysis.report import _window_of
-    from study.driver.plan import plan
+    from analysis.settings import window_of as _window_of
+    from study.planning.plan import plan
 
     def window(w):
         return parse_spec({"name": "w", "metric_window": w}).window

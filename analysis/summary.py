@@ -1,0 +1,90 @@
+"""The report's first screen (at most 30 lines, before Design): per metric the recommended configuration with its
+effect and 95% CI against the pixel-only baseline and against the runner-up, the networks, images and patients it
+rests on and whom it covers; what is undecided and how many seeds would decide it; what the study cost. Everything
+comes from the Evidence's claims and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import BASELINE, unit_suffix
+
+MAX_LINES = 30
+MAX_UNDECIDED = 3  # undecided claims named per metric (the rest counted)
+
+
+def _ci(est: float, lo: float, hi: float, metric: str) -> str:
+    return f"{est:+.3g}{unit_suffix(metric)} [{lo:.3g}, {hi:.3g}]"
+
+
+def _best(claims: list[dict], metric: str) -> dict | None:
+    return next((c for c in claims if c["metric"] == metric and c.get("would_be", c["kind"]) == "best"), None)
+
+
+def _runner_up(vs_best: pd.DataFrame | None, metric: str, best: str) -> str:
+    """'+0.05 dB [−0.2, 0.3] (name)': best − the closest other configuration, with its simultaneous CI."""
+    if vs_best is None or not len(vs_best):
+        return "—"
+    t = vs_best[(vs_best["metric"] == metric) & (vs_best["a"] == best)]
+    if not len(t):
+        return "—"
+    r = t.loc[t["estimate"].abs().idxmin()]
+    return f"{_ci(r['estimate'], r['ci_low'], r['ci_high'], metric)} ({r['b']})"
+
+
+def _row(c: dict | None, metric: str, vs_best: pd.DataFrame | None, min_seeds: int) -> str:
+    if c is None:
+        return f"| {metric} | no configuration stands out | — | — | — | — |"
+    name = f"**{c['subject']}**"
+    if c["kind"] == "insufficient_replication":
+        name = f"none claimed: {c['subject']} leads, but on < {min_seeds} networks a side"
+    elif c.get("tied"):
+        name += f" (tied with {len(c['tied'])} other{'s' * (len(c['tied']) > 1)})"
+    base = (_ci(c["estimate"], c["ci_low"], c["ci_high"], metric) if c.get("reference") == BASELINE
+            else "no baseline")
+    n = f"{c['n_networks']} · {c['n_images']} · {c['n_patients']}"
+    who = "these test patients" if c.get("population") == "these_test_patients" else "patients"
+    return f"| {metric} | {name} | {base} | {_runner_up(vs_best, metric, c['subject'])} | {n} | {who} |"
+
+
+def _undecided(claims: list[dict], variance: pd.DataFrame | None, seeds: int) -> list[str]:
+    lines = []
+    for m in dict.fromkeys(c["metric"] for c in claims):
+        open_ = [c for c in claims if c["metric"] == m and c["kind"] in ("undecided", "insufficient_replication")
+                 and c["subject"] != "seeds per configuration"]
+        if not open_:
+            continue
+        named = "; ".join(f"{c['subject']} vs {c['reference']}" for c in open_[:MAX_UNDECIDED])
+        more = f" and {len(open_) - MAX_UNDECIDED} more" if len(open_) > MAX_UNDECIDED else ""
+        need = ""
+        if variance is not None and (variance["metric"] == m).any():
+            v = variance[variance["metric"] == m].iloc[0]
+            delta = f"{v['smallest_effect']:g}{unit_suffix(m)}"
+            need = (f"; {v['seeds_for_80pct_power']:g} seeds per configuration (now {seeds}) would find a {delta} "
+                    f"difference with 80% power" if np.isfinite(v["seeds_for_80pct_power"]) else
+                    f"; no number of seeds finds a {delta} difference with 80% power here: the test set's own "
+                    f"variation is too large (more test images or patients would)")
+        lines.append(f"- **Undecided ({m}):** {named}{more}{need}.")
+    return lines
+
+
+def summary_lines(ev) -> list[str]:
+    """The first screen of report.md (ev: analysis.evidence.Evidence), at most MAX_LINES lines."""
+    d, nets = ev.design, ev.networks
+    wall, n_trials = d["wall_s"], sum(d["counts"].values())
+    cost = (f"- **Cost:** {wall / 3600:.2f} trial-hours over {n_trials} trials "
+            f"({d['counts'].get('finished', 0)} finished).")
+    lines = ["## Summary", ""]
+    if nets is None:
+        return lines + ["No finished trial yet: no claims.", cost, ""]
+    if nets.population:
+        lines += [f"**Who the claims are about:** {nets.population} (See Guidelines and Methods.)", ""]
+    vs_best = nets.tables.get("vs_best")
+    lines += ["| metric | recommended | vs pixel-only (95% CI) | vs runner-up (95% CI) | networks · images · patients "
+              "| covers |", "|---|---|---|---|---|---|"]
+    lines += [_row(_best(nets.claims, m), m, vs_best, ev.study.settings.min_seeds) for m in ev.study.metrics]
+    lines += ["", *_undecided(nets.claims, nets.variance, nets.context.get("seeds", 0)), cost, ""]
+    if len(lines) > MAX_LINES:  # many metrics: keep the table, cut the undecided list
+        lines = lines[:MAX_LINES - 2] + ["- (more in Guidelines)", ""]
+    return lines
