@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -137,7 +138,49 @@ def guidelines_lines(ev: Evidence, out: Path) -> list[str]:
     return []
 
 
+def _slug(text: str, seen: set[str]) -> str:
+    plain = unicodedata.normalize("NFKD", re.sub(r"<[^>]+>", "", text)).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "section"
+    slug, n = base, 1
+    while slug in seen:
+        n += 1
+        slug = f"{base}-{n}"
+    seen.add(slug)
+    return slug
+
+
+def _anchored(body: str) -> tuple[str, list[tuple[int, str, str]], list[tuple[str, str]]]:
+    """The HTML body with an id on every h2–h4 and every image; the headings (level, id, text) and figures (id, alt)."""
+    seen: set[str] = set()
+    heads: list[tuple[int, str, str]] = []
+    figs: list[tuple[str, str]] = []
+
+    def head(m):
+        slug = _slug(m.group(2), seen)
+        heads.append((int(m.group(1)), slug, re.sub(r"<[^>]+>", "", m.group(2))))
+        return f'<h{m.group(1)} id="{slug}">{m.group(2)}</h{m.group(1)}>'
+
+    def image(m):
+        fid = f"figure-{len(figs) + 1}"
+        alt = re.search(r'alt="([^"]*)"', m.group(0))
+        figs.append((fid, alt.group(1) if alt else fid))
+        return f'<img id="{fid}"' + m.group(0)[4:]
+
+    body = re.sub(r"<h([2-4])>(.*?)</h\1>", head, body)
+    return re.sub(r"<img\b[^>]*>", image, body), heads, figs
+
+
+def _toc(heads: list[tuple[int, str, str]], figs: list[tuple[str, str]]) -> str:
+    items = "".join(f'<li class="l{lv}"><a href="#{slug}">{text}</a></li>' for lv, slug, text in heads if lv <= 3)
+    figures = "".join(f'<li><a href="#{fid}">{alt}</a></li>' for fid, alt in figs)
+    return (f'<nav id="contents"><details open><summary>Contents</summary><ul>{items}</ul>'
+            + (f"<details><summary>Figures ({len(figs)})</summary><ul>{figures}</ul></details>" if figs else "")
+            + "</details></nav>")
+
+
 def html(md: str, report_dir: Path) -> str:
+    """report.md as one self-contained HTML file: figures embedded, a table of contents linking every section and
+    figure."""
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark").enable("table").render(md)
@@ -149,10 +192,15 @@ def html(md: str, report_dir: Path) -> str:
             return f'src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"'
         return m.group(0)
 
-    body = re.sub(r'src="([^"]+\.png)"', embed, body)
+    body, heads, figs = _anchored(re.sub(r'src="([^"]+\.png)"', embed, body))
     style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
              "table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .5em}"
-             "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>study report</title><style>{style}</style></head><body>{body}</body></html>"
-
-
+             "th{background:#f3f3f3}img{max-width:100%}code{background:#f6f6f6}"
+             "nav#contents{font-size:.9em;border:1px solid #ddd;padding:.3em .8em;margin:1em 0}"
+             "nav#contents ul{margin:.2em 0;padding-left:1.2em}nav#contents li.l3{margin-left:1.2em;font-size:.92em}")
+    h1 = re.search(r"<h1>(.*?)</h1>", body)
+    title = re.sub(r"<[^>]+>", "", h1.group(1)) if h1 else "study report"
+    first = body.find("</h1>")
+    cut = first + len("</h1>") if first >= 0 else 0
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
+            f"<body>{body[:cut]}{_toc(heads, figs)}{body[cut:]}</body></html>")

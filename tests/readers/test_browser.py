@@ -100,3 +100,25 @@ def _done(root, reader: str) -> int:
     if not (root / "answers.sqlite").is_file():
         return 0
     return sum(len(v) == 5 for v in _answers(root, reader).values())
+
+
+def test_the_report_contents_links_jump_to_every_section_and_figure(tmp_path, browser):
+    """report.html (issue #28): its table of contents links every section and figure, and each link lands there."""
+    from selenium.webdriver.common.by import By
+
+    from analysis.report import update_report
+    from helpers.synthetic import results_folder
+
+    report = update_report(results_folder(tmp_path, lams=(0.1,), n_images=12))
+    browser.get((report / "report.html").as_uri())
+    links = browser.find_elements(By.CSS_SELECTOR, "nav#contents a")
+    targets = [a.get_dom_attribute("href").removeprefix("#") for a in links]
+    assert "summary" in targets and "design" in targets and any(t.startswith("figure-") for t in targets)
+    browser.execute_script("document.querySelectorAll('nav#contents details').forEach(d => d.open = true)")
+    at_end = "return window.innerHeight + window.scrollY >= document.body.scrollHeight - 2"
+    for target in targets:
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.find_element(By.CSS_SELECTOR, f'nav#contents a[href="#{target}"]').click()
+        top = browser.execute_script(f"return document.getElementById('{target}').getBoundingClientRect().top")
+        assert abs(top) < 5 or browser.execute_script(at_end), (target, top)
+        assert browser.execute_script("return location.hash") == f"#{target}"
