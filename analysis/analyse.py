@@ -48,7 +48,8 @@ def analyse(results_dir: str | Path, metrics: list[str] | None = None, power: bo
     conv = still_improving(st.results_dir, trials, st.min_effect)
     improving = improving_configurations(conv) if len(conv) else {}
     nets = _networks(st, improving) if len(per_image) else None
-    blocks = {m: blocked(per_image, m, power, power_effect) for m in metrics} if len(per_image) else {}
+    blocks = ({m: blocked(per_image, m, power, power_effect, st.settings.alpha) for m in metrics}
+              if len(per_image) else {})
     order = blocks[metrics[0]].order if blocks else []
     pairs = paper1_pairs(st, nets.tables if nets else {})
     return Evidence(

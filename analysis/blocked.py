@@ -16,7 +16,7 @@ from analysis.mixed import mixed_model
 from analysis.omnibus import FriedmanResult, conover, friedman, mean_ranks, nemenyi, nemenyi_cd, pvalue_matrix
 from analysis.signed_rank import pairwise_wilcoxon, power_n
 
-ALPHA = 0.05
+ALPHA = 0.05  # the default; a study's `analysis.alpha` is passed in
 MAX_ALL_PAIRS = 30  # above this many configurations the pairwise family is "each vs the best and vs pixel-only"
 FIGURE_TOP = 20  # configurations in the box plot and CD diagram of a large study (best by mean rank + baseline)
 
@@ -47,6 +47,7 @@ class Blocked:
     baseline_mean: float | None = None
     power: pd.DataFrame | None = None
     power_effect: float | None = None
+    alpha: float = ALPHA
 
     @property
     def best(self) -> str:
@@ -101,8 +102,9 @@ def pairwise_family(order: list[str], best: str) -> tuple[list[tuple[str, str]] 
                    f"(with k = {k}, all {k * (k - 1) // 2} pairs are in the Conover matrix)")
 
 
-def blocked(per_image: pd.DataFrame, metric: str, power: bool = False, power_effect: float | None = None) -> Blocked:
-    """The image-blocked analysis of `metric` (module docstring)."""
+def blocked(per_image: pd.DataFrame, metric: str, power: bool = False, power_effect: float | None = None,
+            alpha: float = ALPHA) -> Blocked:
+    """The image-blocked analysis of `metric` at level `alpha` (module docstring)."""
     scores, dropped = block_scores(per_image, metric)
     ref = input_scores(per_image, metric).loc[scores.index]
     summary = summary_table(scores, higher_is_better(metric))
@@ -112,16 +114,16 @@ def blocked(per_image: pd.DataFrame, metric: str, power: bool = False, power_eff
         parts["friedman"] = friedman(scores)
     shown = figure_configurations(order)
     if scores.shape[1] >= 2 and len(scores) >= 2:
-        parts |= _pairwise(scores, summary, shown)
+        parts |= _pairwise(scores, summary, shown, alpha)
     if per_image["seed"].nunique() > 1 or len(per_image) > len(scores):
         parts |= _sensitivity(per_image, metric)
     parts |= _effects(per_image, metric)
     if power:
-        parts |= {"power": power_table(scores, power_effect), "power_effect": power_effect}
-    return Blocked(metric, scores, dropped, ref, summary, shown=shown, **parts)
+        parts |= {"power": power_table(scores, power_effect, alpha), "power_effect": power_effect}
+    return Blocked(metric, scores, dropped, ref, summary, shown=shown, alpha=alpha, **parts)
 
 
-def _pairwise(scores: pd.DataFrame, summary: pd.DataFrame, shown: list[str]) -> dict:
+def _pairwise(scores: pd.DataFrame, summary: pd.DataFrame, shown: list[str], alpha: float) -> dict:
     order = list(summary["configuration"])
     pairs, family = pairwise_family(order, order[0])
     pw = pairwise_wilcoxon(scores, "holm", pairs=pairs)
@@ -135,7 +137,7 @@ def _pairwise(scores: pd.DataFrame, summary: pd.DataFrame, shown: list[str]) -> 
         out["cd_matrix"], out["cd_test"] = pvalue_matrix(pw), "Wilcoxon–Holm"
     else:
         out["cd_matrix"], out["cd_test"] = out["matrices"]["conover"].loc[shown, shown], "Conover–Holm"
-    out["cd"] = nemenyi_cd(k, len(scores), ALPHA)
+    out["cd"] = nemenyi_cd(k, len(scores), alpha)
     return out
 
 
@@ -170,7 +172,7 @@ def _effects(per_image: pd.DataFrame, metric: str) -> dict:
     return out
 
 
-def power_table(scores: pd.DataFrame, effect: float | None = None) -> pd.DataFrame | None:
+def power_table(scores: pd.DataFrame, effect: float | None = None, alpha: float = ALPHA) -> pd.DataFrame | None:
     """Images needed for 80% power per configuration against the pixel-only baseline, from the observed paired
     differences (None without a baseline)."""
     if BASELINE not in scores or scores.shape[1] < 2:
@@ -182,18 +184,19 @@ def power_table(scores: pd.DataFrame, effect: float | None = None) -> pd.DataFra
             continue
         d = scores[c] - scores[BASELINE]
         rows.append({"configuration": c, "mean_diff": float(d.mean()), "sd_diff": float(d.std(ddof=1)),
-                     "n_needed": power_n(d, effect), "n_needed_holm_bound": power_n(d, effect, alpha=ALPHA / m)})
+                     "n_needed": power_n(d, effect, alpha=alpha),
+                     "n_needed_holm_bound": power_n(d, effect, alpha=alpha / m)})
     return pd.DataFrame(rows)
 
 
 def posthoc_agreement(b: Blocked) -> list[str]:
     """Per post-hoc matrix: how many pairs differ, and how often it agrees with Wilcoxon–Holm on its pairs."""
     pw, k = b.pairwise, b.scores.shape[1]
-    wil = (pw["pvalue_adj"] < ALPHA).to_numpy()
+    wil = (pw["pvalue_adj"] < b.alpha).to_numpy()
     out = []
     for name, m in b.matrices.items():
-        sig = m.to_numpy()[[m.index.get_loc(a) for a in pw["a"]], [m.columns.get_loc(c) for c in pw["b"]]] < ALPHA
-        n_sig = int((m.to_numpy()[np.triu(np.ones((k, k), bool), 1)] < ALPHA).sum())
+        sig = m.to_numpy()[[m.index.get_loc(a) for a in pw["a"]], [m.columns.get_loc(c) for c in pw["b"]]] < b.alpha
+        n_sig = int((m.to_numpy()[np.triu(np.ones((k, k), bool), 1)] < b.alpha).sum())
         out.append(f"{name.capitalize()}: {n_sig} of {k * (k - 1) // 2} pairs differ; agrees with Wilcoxon–Holm on "
                    f"{int((sig == wil).sum())} of its {len(pw)}")
     return out

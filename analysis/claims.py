@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.cross_metric import best_disagreements, disagreements, mark_improving
-from analysis.factors import (_cells, design_networks, importance, interaction_weights, level_pairs, level_weights,
-                              levels, marginal_means, simple_weights)
+from analysis.factors import (configuration_cells, design_networks, importance, interaction_weights, level_pairs,
+                              level_weights, levels, marginal_means, simple_weights)
 from analysis.load import BASELINE, higher_is_better
 from analysis.networks import contrasts, non_baseline, seeds_needed, tost
 from analysis.psi_lambda import psi_versus_lambda
@@ -147,7 +147,7 @@ class MetricClaims:
     def factor_claims(self) -> None:
         """Factor terms (quasi-F), each factor's levels against its recommended one, and where that recommendation
         changes. A level or depends claim needs its factor term (or interaction term) significant too (gatekeeping)."""
-        cells = _cells(self.nets, self.factors)
+        cells = configuration_cells(self.nets, self.factors)
         imp = importance(self.nets, self.factors)
         self.tables["importance"] = imp.assign(metric=self.metric)
         sig = {tuple(sorted(r.factors)) for r in imp.itertuples() if r.pvalue_adj < self.s.alpha}

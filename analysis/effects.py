@@ -29,7 +29,8 @@ COLUMNS = ["metric", "kind", "factor", "a", "b", "context", "n", "mean_diff", "m
            "statistic", "pvalue", "pvalue_adj", "effect_size"]
 
 
-def _label(v) -> str:
+def level_label(v) -> str:
+    """A factor level as the report writes it: floats in %g (0.1, 1e-05), everything else as str."""
     if isinstance(v, (float, np.floating)):
         return f"{v:g}"
     return str(v)
@@ -62,7 +63,7 @@ def cell_means(per_image: pd.DataFrame, metric: str, factors: list[str]) -> pd.D
     block = block_key(per_image)
     x = per_image[per_image["configuration"] != BASELINE].copy()
     for f in factors:
-        x[f] = x[f].map(_label)
+        x[f] = x[f].map(level_label)
     return x.groupby([block, *factors], dropna=False)[metric].mean().rename("y").reset_index().rename(columns={block: "block"})
 
 
@@ -92,7 +93,7 @@ def factor_effects(per_image: pd.DataFrame, metric: str, correction: str = "holm
     if not factors:
         return pd.DataFrame(columns=COLUMNS)
     cells = cell_means(per_image, metric, factors)
-    levels = {f: sorted(cells[f].unique(), key=_sort_key) for f in factors}
+    levels = {f: sorted(cells[f].unique(), key=level_order) for f in factors}
     pairs = {f: _level_pairs(levels[f]) for f in factors}
     rows: list[tuple[dict, pd.Series]] = []
     simple: dict[tuple[str, str, str], dict] = {}  # (factor, other factor, its level) -> pair -> per-block effect
@@ -128,7 +129,8 @@ def factor_effects(per_image: pd.DataFrame, metric: str, correction: str = "holm
     return out[COLUMNS]
 
 
-def _sort_key(v: str):
+def level_order(v: str):
+    """Sort key of level labels: numbers by value first, then the others by name."""
     try:
         return (0, float(v), "")
     except ValueError:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.effects import _label, _sort_key, design_factors, with_weighting
+from analysis.effects import level_label, level_order, design_factors, with_weighting
 from analysis.networks import Networks, network_means, non_baseline
 from analysis.pvalues import adjust
 
@@ -36,15 +36,15 @@ def design_networks(per_image: pd.DataFrame, metric: str, min_patients: int = 5)
     nets = network_means(x, metric, factors, min_patients)
     table = nets.table.copy()
     for f in factors:
-        table[f] = table[f].map(_label)
+        table[f] = table[f].map(level_label)
     return replace(nets, table=table), factors
 
 
 def levels(nets: Networks, factor: str) -> list[str]:
-    return sorted(non_baseline(nets).table[factor].dropna().unique(), key=_sort_key)
+    return sorted(non_baseline(nets).table[factor].dropna().unique(), key=level_order)
 
 
-def _cells(nets: Networks, factors: list[str]) -> pd.DataFrame:
+def configuration_cells(nets: Networks, factors: list[str]) -> pd.DataFrame:
     """One row per configuration with its factor levels (baseline excluded)."""
     return non_baseline(nets).table.drop_duplicates("configuration").set_index("configuration")[factors]
 
@@ -64,7 +64,7 @@ def level_pairs(cells: pd.DataFrame, factor: str, other: str | None = None, leve
     if other is not None:
         cells = cells[cells[other] == level].drop(columns=other)
     grid = _level_grid(cells, factor)
-    grid = grid[sorted(grid.columns, key=_sort_key)]
+    grid = grid[sorted(grid.columns, key=level_order)]
     names, held = grid.to_numpy(object), grid.notna().to_numpy()
     out = []
     for i in range(names.shape[1]):
@@ -105,7 +105,7 @@ def interaction_weights(cells: pd.DataFrame, factor: str, a: str, b: str, other:
 def marginal_means(nets: Networks, factors: list[str], factor: str) -> pd.Series:
     """Each level's mean over the configurations that hold it (configuration means weighted equally)."""
     cm = nets.config_means
-    cells = _cells(nets, factors)
+    cells = configuration_cells(nets, factors)
     return cm.loc[cells.index].groupby(cells[factor]).mean()
 
 

@@ -113,7 +113,7 @@ def _beaten(beats: list[dict], word: str) -> str:
             f"{_level(weakest['reference'])}, {evidence(weakest, False)}; all in guidelines.json){mark}")
 
 
-def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
+def recommendation_bullet(factor: str, cs: list[dict], min_seeds: int = 3) -> str | None:
     """The recommended level of a factor over the metrics, with the levels tied with it."""
     levels = [c for c in cs if c.get("factor") == factor and c["kind"] != "depends" and c.get("on") is None
               and c["subject"].startswith(f"{factor}=") and c["kind"] != "factor_importance"]
@@ -125,7 +125,7 @@ def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
         mine = [c for c in levels if c["metric"] == metric]
         beats = [c for c in mine if c["kind"] in ("better", "worse") or c.get("would_be") in ("better", "worse")]
         tied = [_level(c["reference"]) for c in mine if c not in beats]
-        word = "needs ≥ 3 seeds to claim" if any(c["kind"] == "insufficient_replication" for c in beats) else "better than"
+        word = f"needs ≥ {min_seeds} seeds to claim" if any(c["kind"] == "insufficient_replication" for c in beats) else "better than"
         text = _beaten(beats, word) or "no level beaten"
         tie = f"; tied with it: {', '.join(tied)}" if tied else ""
         parts.append(f"{metric}: use {_level(mine[0]['subject'])} — {text}{tie}")
@@ -134,7 +134,7 @@ def recommendation_bullet(factor: str, cs: list[dict]) -> str | None:
             f". ({_provenance(c0)}.)")
 
 
-def depends_bullet(factor: str, cs: list[dict]) -> str | None:
+def depends_bullet(factor: str, cs: list[dict], min_seeds: int = 3) -> str | None:
     dep = [c for c in cs if c.get("factor") == factor and c.get("on") not in (None, "metric")
            and (c["kind"] == "depends" or c.get("would_be") == "depends")]
     if not dep:
@@ -142,7 +142,7 @@ def depends_bullet(factor: str, cs: list[dict]) -> str | None:
     parts = [f"{c['metric']}, with {NAMES.get(c['on'], c['on'])} = {_level(c['context'])}: {_level(c['subject'])} "
              f"beats {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in dep[:4]]
     more = f" (+{len(dep) - 4} more in guidelines.json)" if len(dep) > 4 else ""
-    pending = " — needs ≥ 3 seeds to claim" if any(c["kind"] == "insufficient_replication" for c in dep) else ""
+    pending = f" — needs ≥ {min_seeds} seeds to claim" if any(c["kind"] == "insufficient_replication" for c in dep) else ""
     overall = ", ".join(f"{m}: {_level(r)}" for m, r in dict.fromkeys((c["metric"], c["reference"]) for c in dep))
     return (f"**{NAMES.get(factor, factor)} depends on {', '.join(sorted({NAMES.get(c['on'], c['on']) for c in dep}))}"
             f"{pending}** (recommended over all levels: {overall}): " + "; ".join(parts) + more +
@@ -162,12 +162,12 @@ def psi_bullet(cs: list[dict]) -> str | None:
             + "; ".join(parts) + f". ({_provenance(c0)}.)")
 
 
-def top_bullet(c: dict) -> str:
+def top_bullet(c: dict, min_seeds: int = 3) -> str:
     tied = c.get("tied") or []
     others = c.get("others") or tied
     group = (f"tied with it (not distinguishable from the best): {_names(tied, others, 'other configurations')}"
              if tied else "no configuration ties with it")
-    pending = " (needs ≥ 3 seeds to claim)" if c["kind"] == "insufficient_replication" else ""
+    pending = f" (needs ≥ {min_seeds} seeds to claim)" if c["kind"] == "insufficient_replication" else ""
     return (f"**{c['metric']} — best configuration{pending}:** {c['subject']} (mean {c['mean']:.4g}{unit_suffix(c['metric'])}); "
             f"{group}. Against {c['reference']}: {evidence(c)}{_mark(c)}.")
 
@@ -196,15 +196,16 @@ def disagreement_bullet(cs: list[dict]) -> str | None:
             f". ({_provenance(c0, family=OWN_FAMILIES)} per contrast.)")
 
 
-def bullets(claims: list[dict]) -> list[str]:
+def bullets(claims: list[dict], min_seeds: int = 3) -> list[str]:
+    """The guidelines' bullets; `min_seeds`: the study's `analysis.min_seeds` (what a withheld claim needs)."""
     metrics = list(dict.fromkeys(c["metric"] for c in claims))[:PRIMARY]
     cs = [c for c in claims if c["metric"] in metrics]
     factors = list(dict.fromkeys(c["factor"] for c in cs if c.get("factor")))
     out = [importance_bullet(m, [c for c in cs if c["metric"] == m]) for m in metrics]
-    out += [recommendation_bullet(f, cs) for f in factors]
-    out += [depends_bullet(f, cs) for f in factors]
+    out += [recommendation_bullet(f, cs, min_seeds) for f in factors]
+    out += [depends_bullet(f, cs, min_seeds) for f in factors]
     out += [psi_bullet(cs)]
-    out += [top_bullet(c) for c in cs if c.get("would_be", c["kind"]) == "best"]
+    out += [top_bullet(c, min_seeds) for c in cs if c.get("would_be", c["kind"]) == "best"]
     out += [disagreement_bullet(claims)]
     return [b for b in out if b]
 
@@ -243,7 +244,7 @@ def scope(claims: list[dict], context: dict) -> list[str]:
 
 
 def as_markdown(claims: list[dict], context: dict) -> str:
-    items = bullets(claims)
+    items = bullets(claims, context.get("min_seeds", 3))
     shown = items[:MAX_BULLETS]
     cut = ["", f"{len(items) - MAX_BULLETS} more bullet(s) left out to keep the list short; every claim is in "
            f"`guidelines.json`."] if len(items) > MAX_BULLETS else []

@@ -39,15 +39,21 @@ def arm(trials: pd.DataFrame) -> pd.Series:
 
 def magnitudes(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean last-epoch L_pixel and unweighted L_P per (feature level, pretraining, arm), from finished trials that
-    used the encoder; `n` = trials averaged."""
+    used the encoder; `n` = trials averaged; `arm_lam` / `arm_psi`: the arm's fixed λ or Ψ target (the other NaN)."""
     t = trials[(trials["status"] == "finished") & (trials["perceptual_loss"].fillna(0) > 0)]
+    cols = [*GROUP, "n", "pixel_loss", "perceptual_loss", "arm_lam", "arm_psi"]
     if t.empty:
-        return pd.DataFrame(columns=[*GROUP, "n", "pixel_loss", "perceptual_loss"])
-    g = t.assign(arm=arm(t)).groupby(GROUP, dropna=False)
-    out = g[["pixel_loss", "perceptual_loss"]].mean().join(g.size().rename("n")).reset_index()
-    order = out["arm"].map(lambda a: (a[0] != "λ", float(a[2:])))  # fixed λ first, by value, then Ψ targets
-    out = out.assign(_o=order).sort_values(["feature_level", "pretraining", "_o"]).reset_index(drop=True)
-    return out[[*GROUP, "n", "pixel_loss", "perceptual_loss"]]
+        return pd.DataFrame(columns=cols)
+    psi = t["psi_target"] if "psi_target" in t else pd.Series(np.nan, index=t.index)
+    lam = t["lam"] if "lam" in t else pd.Series(np.nan, index=t.index)
+    t = t.assign(arm=arm(t), arm_psi=psi, arm_lam=lam.where(psi.isna()))
+    g = t.groupby(GROUP, dropna=False)
+    out = (g[["pixel_loss", "perceptual_loss"]].mean().join(g.size().rename("n"))
+           .join(g[["arm_lam", "arm_psi"]].first()).reset_index())
+    # fixed λ first, by value, then Ψ targets
+    out = out.assign(_fixed=out["arm_lam"].isna(), _v=out["arm_lam"].fillna(out["arm_psi"]))
+    out = out.sort_values(["feature_level", "pretraining", "_fixed", "_v"]).reset_index(drop=True)
+    return out[cols]
 
 
 def lam_table(mags: pd.DataFrame, targets=TARGETS) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from study.errors import StudyError
 
-from study.metrics.registry import QUALITY_METRICS as HIGHER_IS_BETTER  # torch-free: skimage, numpy
+from study.spec.metric_names import HIGHER_IS_BETTER  # the one metric table
 
 BASELINE = "pixel-only"
 
@@ -20,10 +20,10 @@ def higher_is_better(metric: str) -> bool:
 
 
 def unit_suffix(metric: str) -> str:
-    """' dB', ' HU', ... (the metric's unit, study.spec.METRIC_UNITS, after a space) or '' for a unitless metric."""
-    from study.spec import METRIC_UNITS  # torch-free
+    """' dB', ' HU', ... (the metric's unit, study.spec.metric_names.METRIC_INFO, after a space) or '' for a unitless metric."""
+    from analysis.style import unit
 
-    u = METRIC_UNITS.get(metric, "")
+    u = unit(metric)
     return f" {u}" if u else ""
 
 

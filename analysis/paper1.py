@@ -177,7 +177,7 @@ def measured_vs_published(trials: pd.DataFrame, encoders: dict[str, str]) -> pd.
     λ = 0.1 arm where there is one, else the fixed-λ arm nearest 0.1 on a log scale), the ratios measured / published,
     Ψ at λ = 0.1 from both and a verdict ("within 2×" / "off by N×" on the worse of the two magnitudes)."""
     mags = magnitudes(_paper_trials(trials, encoders))
-    mags = mags[mags["arm"].str.startswith("λ=")]
+    mags = mags[mags["arm_lam"].notna()]  # the fixed-λ arms
     rows = []
     for p in published().itertuples():
         m = mags[(mags["feature_level"] == p.feature_level) & (mags["pretraining"] == encoders.get(p.encoder))]
@@ -186,7 +186,7 @@ def measured_vs_published(trials: pd.DataFrame, encoders: dict[str, str]) -> pd.
                "mse_measured": np.nan, "mse_ratio": np.nan, "l_p_published": p.l_p, "l_p_measured": np.nan,
                "l_p_ratio": np.nan, "psi_published": p.psi, "psi_measured": np.nan, "verdict": "not measured"}
         if len(m):
-            lam = m["arm"].str[2:].astype(float)
+            lam = m["arm_lam"].astype(float)
             r = m.loc[(np.log10(lam) - np.log10(PAPER_LAM)).abs().idxmin()]
             fold = max(_fold(r.pixel_loss, p.mse), _fold(r.perceptual_loss, p.l_p))
             row.update(arm=r.arm, n=int(r.n), mse_measured=r.pixel_loss, mse_ratio=r.pixel_loss / p.mse,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.blocked import ALPHA, MAX_ALL_PAIRS, Blocked, posthoc_agreement
+from analysis.blocked import MAX_ALL_PAIRS, Blocked, posthoc_agreement
 from analysis.figures import boxplot, cd_diagram, effects_plot, interaction_plot
 from analysis.load import BASELINE, higher_is_better
 from analysis.markdown import MAX_ROWS, md_table, pformat
@@ -57,12 +57,12 @@ def pairwise_lines(b: Blocked, out: Path) -> list[str]:
     """Pairwise Wilcoxon–Holm table, post-hoc tests and the critical-difference diagram."""
     stats_dir, m, pw = out / "stats", b.metric, b.pairwise
     pw.to_csv(stats_dir / f"{m}_pairwise.csv", index=False)
-    n_sig = int((pw["pvalue_adj"] < ALPHA).sum())
+    n_sig = int((pw["pvalue_adj"] < b.alpha).sum())
     table = pw if len(pw) <= MAX_ROWS else pw.sort_values("pvalue_adj", ascending=False).head(MAX_ROWS)
     cut = "" if len(pw) <= MAX_ROWS else (f" Shown: the {MAX_ROWS} pairs least separated (highest adjusted p); all "
                                           f"{len(pw)} in `stats/{m}_pairwise.csv`.")
     lines = ["", f"Pairwise Wilcoxon signed-rank tests, Holm-adjusted over {b.family}: {n_sig} of {len(pw)} pairs "
-                 f"differ at α = {ALPHA}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the "
+                 f"differ at α = {b.alpha:g}. `median_diff` is a − b with its 95% bootstrap CI; `effect_size` is the "
                  f"matched-pairs rank-biserial r (> 0: a larger than b).{cut}", "",
              md_table(pformat(table[["a", "b", "median_diff", "ci_low", "ci_high", "statistic", "pvalue",
                                      "pvalue_adj", "effect_size"]])), ""]
@@ -80,11 +80,11 @@ def cd_lines(b: Blocked, out: Path) -> list[str]:
     n, k = b.scores.shape
     ranks = b.summary.set_index("configuration")["mean_rank"].loc[b.shown]
     top = "" if k <= MAX_ALL_PAIRS else f" ({len(ranks)} of {k}: the best by mean rank)"
-    fig = cd_diagram(ranks, b.cd_matrix, out / "figures" / f"cd_{b.metric}.png", ALPHA,
+    fig = cd_diagram(ranks, b.cd_matrix, out / "figures" / f"cd_{b.metric}.png", b.alpha,
                      f"{metric_name(b.metric)}: mean rank (1 = best){top}; bars join configurations {b.cd_test} does "
                      f"not separate; Nemenyi CD = {b.cd:.2f}")
     return ["", f"Nemenyi critical difference (Demšar 2006): CD = {b.cd:.2f} mean ranks (k = {k}, n = "
-                f"{n} images, α = {ALPHA}); two configurations whose mean ranks differ by less "
+                f"{n} images, α = {b.alpha:g}); two configurations whose mean ranks differ by less "
                 f"are not separated by the Nemenyi test. The diagram's bars follow {b.cd_test}.",
             "", f"![{b.metric} critical-difference diagram](figures/{fig.name})"]
 
@@ -112,6 +112,7 @@ def sensitivity_lines(b: Blocked, stats_dir: Path) -> list[str]:
 
 
 def effects_lines(b: Blocked, out: Path) -> list[str]:
+    """The factor effects table (main effects, then the largest significant others) and its figures."""
     eff, metric = b.effects, b.metric
     if eff is None:
         return []
@@ -119,7 +120,7 @@ def effects_lines(b: Blocked, out: Path) -> list[str]:
     table = eff
     if len(eff) > MAX_ROWS:  # main effects, then the largest significant others
         main = eff[eff["kind"] == "main"]
-        rest = eff[(eff["kind"] != "main") & (eff["pvalue_adj"] < ALPHA)]
+        rest = eff[(eff["kind"] != "main") & (eff["pvalue_adj"] < b.alpha)]
         rest = rest.reindex(rest["effect_size"].abs().sort_values(ascending=False).index).head(max(0, MAX_ROWS - len(main)))
         table = pd.concat([main, rest])
     shown = pformat(table.drop(columns=["metric", "mean_diff", "statistic"]))

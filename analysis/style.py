@@ -6,6 +6,8 @@ paper (fonts embedded as TrueType, so the text stays text and journals accept it
 
 from __future__ import annotations
 
+from study.spec.metric_names import METRIC_INFO  # torch-free
+
 PNG_DPI = 150  # the report's raster copy; the PDF twin is vector
 
 STYLE = {
@@ -16,10 +18,7 @@ STYLE = {
     "pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "figure.dpi": 100,
 }
 
-NAMES = {"psnr": "PSNR", "ssim": "SSIM", "rmse_hu": "RMSE", "nrmse": "NRMSE", "ms_ssim": "MS-SSIM", "vif": "VIF",
-         "gmsd": "GMSD", "noise_std": "noise SD", "cnr": "CNR", "edge_width": "edge width",
-         "lpips_alex": "LPIPS (AlexNet)", "lpips_vgg": "LPIPS (VGG)", "dists": "DISTS", "niqe": "NIQE",
-         "ct_niqe": "CT-NIQE"}
+NAMES = {k: m.label for k, m in METRIC_INFO.items()}  # the one metric table: study.spec.metric_names
 
 FACTORS = {"weighting": "loss weighting", "lam": "λ", "psi_target": "Ψ target", "feature_level": "feature level", "pretraining": "pretraining",
            "loss": "loss", "seed": "seed"}
@@ -32,9 +31,8 @@ def metric_name(metric: str) -> str:
 
 def unit(metric: str) -> str:
     """The metric's unit ('dB', 'HU', 'mm') or '' (analysis.load.unit_suffix without its space)."""
-    from analysis.load import unit_suffix
-
-    return unit_suffix(metric).strip()
+    info = METRIC_INFO.get(metric)
+    return info.unit if info else ""
 
 
 def metric_label(metric: str, prefix: str = "") -> str:

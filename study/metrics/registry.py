@@ -10,6 +10,7 @@ import numpy as np
 from skimage.metrics import normalized_root_mse, peak_signal_noise_ratio, structural_similarity
 
 from study.spec import CT_METRICS, LEARNED_METRICS, NO_REFERENCE_METRICS
+from study.spec.metric_names import HIGHER_IS_BETTER
 from study.data.ct import window
 
 
@@ -48,11 +49,9 @@ def nrmse(p: np.ndarray, r: np.ndarray) -> float:
     return v if np.isfinite(v) else float("nan")
 
 
-#: every per-image metric a study can ask for (`metrics:` / `training.val_metrics:` in the spec), higher-is-better;
-#: the learned ones (study.metrics.learned) and the no-reference ones (study.metrics.no_reference) are lower-is-better
-QUALITY_METRICS = {"psnr": True, "ssim": True, "rmse_hu": False, "nrmse": False, "ms_ssim": True, "vif": True,
-                   "gmsd": False, "noise_std": False, "cnr": True, "edge_width": False,
-                   **dict.fromkeys(LEARNED_METRICS, False), **dict.fromkeys(NO_REFERENCE_METRICS, False)}
+#: every per-image metric a study can ask for (`metrics:` / `training.val_metrics:` in the spec) → higher-is-better,
+#: from the one metric table (study.spec.metric_names.METRIC_INFO)
+QUALITY_METRICS = HIGHER_IS_BETTER
 
 
 def quality_metrics(pred_hu: np.ndarray, ref_hu: np.ndarray, low: float, high: float, names=("psnr", "ssim", "rmse_hu"),

@@ -81,3 +81,32 @@ def test_the_html_has_a_table_of_contents_linking_every_section_and_figure(rende
     md = (out / "report.md").read_text()
     assert len([ln for ln in md.splitlines() if ln.startswith("## ")]) <= len(links)
     assert html.count("<img") >= 1 and "figure-" in " ".join(links)
+
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "ray", "mlflow"):
+            raise ImportError(f"{name} is blocked: study report and study status read tables")
+sys.meta_path.insert(0, Block())
+from study.cli.app import app
+sys.argv = ["study", *sys.argv[1:]]
+app()
+"""
+
+
+@pytest.mark.parametrize("command", ["report", "status"])
+def test_report_and_status_run_with_torch_unimportable(tmp_path, command):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    d = results_folder(tmp_path, lams=(0.1,), n_images=12)
+    grid = pd.read_parquet(d / "trials.parquet")[["run_key", "configuration", "seed"]]
+    (d / "grid.json").write_text(grid.to_json(orient="records"))  # what `study status` starts from
+    run = subprocess.run([sys.executable, "-c", BLOCK_TORCH, command, str(d)], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (d / "report" / "report.md").is_file() if command == "report" else "finished" in run.stdout
