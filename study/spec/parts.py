@@ -22,14 +22,17 @@ FULL_RANGE = "full"
 BUILTIN_PRETRAININGS = ("random", "imagenet")
 #: loss terms a `losses:` composition combines by name (study.losses.PIXEL_TERMS)
 PixelTerm = Literal["mse", "l1", "charbonnier", "ssim", "ms_ssim", "sobel"]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: what a study or encoder name may be (they name the results folder, the MLflow experiment, weights files)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every spec section: unknown fields are errors, and a validated spec is frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Window(_Strict):
+class Window(StrictModel):
     """The HU window in which the full-reference metrics (PSNR, SSIM, NRMSE, MS-SSIM, VIF, GMSD) are computed: the
     images are mapped to [0, 1] inside [centre − width/2, centre + width/2] and clipped (data range 1).
 
@@ -87,7 +90,7 @@ class Window(_Strict):
 MAYO_SPLIT = {"train": ["L067", "L310", "L286", "L333", "L291", "L109", "L143"], "val": ["L192"], "test": ["L096", "L506"]}
 
 
-class DataSpec(_Strict):
+class DataSpec(StrictModel):
     """Where the low/full-dose pairs come from, and how they are normalised.
 
     - `phantom` (default): embedded abdomen-like phantoms with projection-domain low dose (+ the real CT slices that
@@ -171,7 +174,7 @@ class DataSpec(_Strict):
         return {k: list(v) for k, v in MAYO_SPLIT.items()}
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     """The denoiser: paper 1's U-Net or RED-CNN."""
 
     name: Literal["unet", "redcnn"] = "unet"
@@ -180,7 +183,7 @@ class ModelSpec(_Strict):
     levels: int = Field(5, ge=2, le=6, description="U-Net resolution levels; paper 1 uses 5 (RED-CNN: unused)")
 
 
-class TrainingSpec(_Strict):
+class TrainingSpec(StrictModel):
     """How each trial trains (Adam on patches) and which epoch's weights it keeps."""
 
     epochs: int = Field(10, ge=1)
@@ -228,7 +231,7 @@ class TrainingSpec(_Strict):
             raise ValueError("psi_calibration: converged needs psi_pilot: a finished results folder")
         return self
 
-class CriticSpec(_Strict):
+class CriticSpec(StrictModel):
     """The WGAN-GP critic of an adversarial term (WGAN-VGG's architecture, study.losses.adversarial)."""
 
     n_critic: int = Field(4, ge=1, description="critic updates per denoiser update")
@@ -237,7 +240,7 @@ class CriticSpec(_Strict):
     width: int = Field(64, ge=4, description="filters of the first critic layer (64, 64, 128, 128, 256, 256)")
 
 
-class LossSpec(_Strict):
+class LossSpec(StrictModel):
     """A named loss (a level of the `loss` factor): a weighted sum of pixel terms, optionally + the perceptual term
     (its weight is λ from factors.lam, or calibrated for factors.psi_target) and + a WGAN-GP adversarial term."""
 
@@ -266,7 +269,7 @@ BUILTIN_LOSSES = {**{t: LossSpec(terms={t: 1.0}) for t in PixelTerm.__args__},
                   "perceptual": LossSpec(terms={"mse": 1.0}, perceptual=True)}
 
 
-class EncoderSpec(_Strict):
+class EncoderSpec(StrictModel):
     """A named encoder weighting (a level of the `pretraining` factor).
 
     - `random` (seeded torchvision init), `imagenet` (torchvision file in $TORCH_HOME), `file` (`path` to a

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator
 
-from study.spec.parts import _Strict
+from study.spec.parts import StrictModel
 
 # SLURM values end up in #SBATCH lines and a bash script: each is checked against the shape SLURM accepts, so that
 # no quote, `$(...)`, `;` or newline can reach a shell (paths are quoted separately, see study.backends.slurm).
@@ -20,7 +20,7 @@ _SLURM_EXTRA = re.compile(r"^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:+=@%/&|\[\]
 _SAFE_LINE = re.compile(r"^[^\x00-\x1f\x7f]*$")
 
 
-class SlurmSpec(_Strict):
+class SlurmSpec(StrictModel):
     """`study submit`: how the study runs on a SLURM cluster."""
 
     mode: Literal["ray", "array"] = Field("ray", description="ray: one allocation of `nodes` nodes running a Ray "

@@ -12,10 +12,10 @@ from pydantic import Field, field_validator, model_validator
 from study.encoders.layers import LAYER_END
 from study.spec.metric_names import CT_METRICS, METRICS, MIN_EFFECT, MetricName
 from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, DataSpec, EncoderSpec, LossSpec, ModelSpec,
-                              TrainingSpec, WINDOWS, Window, _NAME, _Strict)
+                              TrainingSpec, WINDOWS, Window, NAME_PATTERN, StrictModel)
 from study.spec.slurm import SlurmSpec
 
-class Factors(_Strict):
+class Factors(StrictModel):
     """The grid: one trial per combination of the factors' levels (λ = 0 needs no encoder, so there is one
     pixel-only baseline per seed)."""
 
@@ -57,7 +57,7 @@ class Factors(_Strict):
         return v
 
 
-class Resources(_Strict):
+class Resources(StrictModel):
     """What each trial asks of the backend."""
 
     cpu: float = Field(1.0, gt=0, description="CPUs per trial")
@@ -67,7 +67,7 @@ class Resources(_Strict):
                                               "last checkpoint; a diverged trial (non-finite loss) is not retried")
 
 
-class Tracking(_Strict):
+class Tracking(StrictModel):
     """MLflow: one parent run per study, one child run per run key."""
 
     enabled: bool = True
@@ -76,7 +76,7 @@ class Tracking(_Strict):
     example_images: int = Field(2, ge=0)
 
 
-class SearchSpec(_Strict):
+class SearchSpec(StrictModel):
     """Refinement after the exhaustive grid: Optuna (through Ray Tune's OptunaSearch) over a continuous Ψ target or
     log λ for each (feature level, pretraining), maximising a validation metric. Its Optuna storage lives in the
     results folder, so an interrupted refinement resumes; the grid itself is never searched or early-stopped."""
@@ -100,7 +100,7 @@ class SearchSpec(_Strict):
         return self
 
 
-class AnalysisSpec(_Strict):
+class AnalysisSpec(StrictModel):
     """How the report turns results into guidelines."""
 
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate of each correction family")
@@ -133,7 +133,7 @@ class AnalysisSpec(_Strict):
         return float(self.min_effect.get(metric, MIN_EFFECT.get(metric, 0.0)))
 
 
-class StudySpec(_Strict):
+class StudySpec(StrictModel):
     """A study: one YAML file. Every field is checked; a wrong one is reported in one line naming the file, field
     and value."""
 
@@ -164,7 +164,7 @@ class StudySpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v):
-        if not _NAME.match(v):
+        if not NAME_PATTERN.match(v):
             raise ValueError("use letters, digits, '_', '-', '.' (max 64), starting with a letter or digit")
         return v
 
@@ -186,7 +186,7 @@ class StudySpec(_Strict):
                     f"factors.pretraining: {name!r} is neither built in {BUILTIN_PRETRAININGS} nor defined under 'encoders'"
                 )
         for name in self.encoders:
-            if not _NAME.match(name):
+            if not NAME_PATTERN.match(name):
                 raise ValueError(f"encoders: bad name {name!r}")
         for name in self.factors.loss:
             if name not in self.losses and name not in BUILTIN_LOSSES:
