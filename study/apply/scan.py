@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.data.dicom import _normal, dicom_files, hu_of
+from study.data.dicom import dicom_files, hu_of, slice_position
 from study.errors import StudyError
 
 
@@ -113,7 +113,7 @@ def _check(found: list, where: Path) -> None:
 def _order(found: list) -> list:
     """Along the slice normal where every slice has ImagePositionPatient, else by InstanceNumber, else by name."""
     if all(ds.get("ImagePositionPatient", None) for _, ds in found):
-        return sorted(found, key=lambda f: float(np.dot(_normal(f[1]), [float(v) for v in f[1].ImagePositionPatient])))
+        return sorted(found, key=lambda f: slice_position(f[1]))
     if all(ds.get("InstanceNumber", None) not in (None, "") for _, ds in found):
         return sorted(found, key=lambda f: int(f[1].InstanceNumber))
     return sorted(found, key=lambda f: f[0].name)

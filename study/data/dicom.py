@@ -34,7 +34,9 @@ class SeriesMeta:
         return asdict(self)
 
 
-def _read(path: Path, pixels: bool = True):
+def read_dataset(path: Path, pixels: bool = True):
+    """One DICOM file as a pydicom dataset (`pixels=False`: the header only, no pixel data read). A file that is not
+    DICOM, or is truncated or corrupt, is a one-line StudyError naming it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -60,6 +62,12 @@ def _normal(ds) -> np.ndarray:
     iop = [float(v) for v in ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0])]
     n = np.cross(iop[:3], iop[3:])
     return n / (np.linalg.norm(n) or 1.0)
+
+
+def slice_position(ds) -> float:
+    """Where a slice lies along the patient axis, in mm: its ImagePositionPatient projected on the slice normal (from
+    ImageOrientationPatient; axial where that is missing): what `read_series` orders slices by."""
+    return float(np.dot(_normal(ds), [float(v) for v in ds.ImagePositionPatient]))
 
 
 def hu_of(ds, path: Path) -> np.ndarray:
@@ -90,7 +98,7 @@ def read_series(folder: str | Path) -> tuple[np.ndarray, SeriesMeta]:
     slices = []
     first = None
     for path in files:
-        ds = _read(path)
+        ds = read_dataset(path)
         _check(ds, path)
         if first is None:
             first = (ds, path)
@@ -104,7 +112,7 @@ def read_series(folder: str | Path) -> tuple[np.ndarray, SeriesMeta]:
                              f"in {ref_path.name}")
         if (ds.Rows, ds.Columns) != (ref.Rows, ref.Columns):
             raise StudyError(f"{path}: shape {ds.Rows}×{ds.Columns} differs from {ref.Rows}×{ref.Columns} in {ref_path.name}")
-        z = float(np.dot(_normal(ds), [float(v) for v in ds.ImagePositionPatient]))
+        z = slice_position(ds)
         slices.append((z, path, hu_of(ds, path)))
     slices.sort(key=lambda s: s[0])
     zs = [s[0] for s in slices]
@@ -134,7 +142,7 @@ def find_series(root: str | Path) -> dict[str, list[Path]]:
     for folder in sorted({p.parent for p in root.rglob("*") if p.is_file()}):
         for path in dicom_files(folder):
             try:
-                ds = _read(path, pixels=False)
+                ds = read_dataset(path, pixels=False)
             except StudyError:
                 continue  # not DICOM (notes, checksums, ...): read_series reports real problems later
             if "SeriesInstanceUID" in ds:

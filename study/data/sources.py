@@ -87,11 +87,11 @@ def real_slices(spec: DataSpec) -> Iterator[tuple[str, np.ndarray, np.ndarray, d
     noise insertion (the slice is treated as a full-dose scan at `photons`)."""
     from skimage.transform import resize
 
-    from study.data.dicom import _read, hu_of
+    from study.data.dicom import hu_of, read_dataset
     from study.data.simulate import low_dose
 
     for k, path in enumerate(real_slice_paths()):
-        ds = _read(path)
+        ds = read_dataset(path)
         hu = hu_of(ds, path)
         hu = np.maximum(hu, -1024.0)  # padding outside the scan circle (e.g. −3024) is air
         pixel_mm = float(ds.PixelSpacing[0]) * hu.shape[0] / spec.size
@@ -135,13 +135,13 @@ def tcia(spec: DataSpec):
 
 def simulated_series(spec: DataSpec) -> list[tuple[str, str, Path]]:
     """(split, patient, folder) of the full-dose series under root, assigned to splits by PatientID."""
-    from study.data.dicom import _read, dicom_files, find_series
+    from study.data.dicom import dicom_files, find_series, read_dataset
 
     wanted = {pid: split for split, ids in spec.patient_splits().items() for pid in ids}
     found = []
     for uid, folders in sorted(find_series(spec.root).items()):
         for folder in folders:
-            pid = str(_read(dicom_files(folder)[0], pixels=False).get("PatientID", ""))
+            pid = str(read_dataset(dicom_files(folder)[0], pixels=False).get("PatientID", ""))
             if pid in wanted:
                 found.append((wanted[pid], pid, folder))
     have = {pid for _, pid, _ in found}

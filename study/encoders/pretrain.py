@@ -42,9 +42,9 @@ def read_image(path: Path) -> np.ndarray:
     try:
         if path.suffix.lower() == ".dcm":
             from study.data.ct import hu_to_unit
-            from study.data.dicom import _read, hu_of
+            from study.data.dicom import hu_of, read_dataset
 
-            return np.clip(hu_to_unit(hu_of(_read(path), path)), 0, 1).astype(np.float32)
+            return np.clip(hu_to_unit(hu_of(read_dataset(path), path)), 0, 1).astype(np.float32)
         if path.suffix.lower() == ".npy":
             return _to_unit_gray(np.load(path))
         from skimage.io import imread

@@ -180,9 +180,9 @@ def test_a_dicom_slice_without_its_partner_is_named(tmp_path):
 
 
 def _uid(folder):
-    from study.data.dicom import _read
+    from study.data.dicom import read_dataset
 
-    return str(_read(next(folder.iterdir()), pixels=False).SeriesInstanceUID)
+    return str(read_dataset(next(folder.iterdir()), pixels=False).SeriesInstanceUID)
 
 
 def test_unknown_or_ambiguous_layout_is_one_line_naming_the_root(tmp_path, authors):
