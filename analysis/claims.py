@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.claim import Claim
 from analysis.cross_metric import best_disagreements, disagreements, mark_improving
 from analysis.factors import (configuration_cells, design_networks, importance, interaction_weights, level_pairs,
                               level_weights, levels, marginal_means, simple_weights)
@@ -91,38 +92,38 @@ class MetricClaims:
         self.population = self.nets.population
         self.n = {"n_images": int(v.n_images), "n_patients": int(v.n_patients), "population": self.population}
         self.seeds = int(self.nets.config_counts.median())  # typical networks per configuration (a failed seed aside)
-        self.claims: list[dict] = []
+        self.claims: list[Claim] = []
         self.tables: dict[str, pd.DataFrame] = {}
         self.trials = trials
 
     def claim(self, kind: str, subject, reference, row, family: str, test: str | None = None,
-              weights: list[dict] | None = None, **extra) -> dict:
+              weights: list[Claim] | None = None, **extra) -> dict:
         """One claim; `weights`: the contrasts it asserts, whose networks decide whether it is replicated."""
         nets = min((effective_networks(w, self.nets.config_counts) for w in weights), default=float("nan")) \
             if weights else float("nan")
-        c = {"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
-             "estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
-             "p_adj": float(row["p_adj"]), "test": test or t_test(self.population), "family": family,
-             "n_networks": int(row["n_networks"]), **self.n, "min_effect": self.delta, "networks_per_side": nets,
-             **extra}
+        c = Claim.of({"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
+                      "estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]),
+                      "ci_high": float(row["ci_high"]), "p_adj": float(row["p_adj"]),
+                      "test": test or t_test(self.population), "family": family, "n_networks": int(row["n_networks"]),
+                      **self.n, "min_effect": self.delta, "networks_per_side": nets, **extra})
         self.claims.append(c)
         return c
 
     def oriented_best(self, means: pd.Series) -> str:
         return str(means.idxmax() if self.higher else means.idxmin())
 
-    def build(self) -> list[dict]:
+    def build(self) -> list[Claim]:
         if self.factors:
             self.factor_claims()
         self.best_claim()
         psi = psi_versus_lambda(self.nets, self.trials, self.s.psi_min_effect, self.s.alpha)
         if psi is not None:
-            self.claims.append({**psi, "metric": self.metric, **self.n})
+            self.claims.append(Claim.of({**psi, "metric": self.metric, **self.n}))
         withheld = False
-        for c in self.claims:  # replication judged per claim, from the networks its contrasts use
+        for i, c in enumerate(self.claims):  # replication judged per claim, from the networks its contrasts use
             few = not c.get("networks_per_side", self.seeds) >= self.s.min_seeds - 0.5
             if c["kind"] in ("better", "worse", "depends", "best") and few:
-                c["would_be"], c["kind"] = c["kind"], "insufficient_replication"
+                self.claims[i] = c.replace(would_be=c["kind"], kind="insufficient_replication")
                 withheld = True
         if withheld or self.seeds < self.s.min_seeds:
             self.claims.append(self.replication_claim())
@@ -131,13 +132,14 @@ class MetricClaims:
     def replication_claim(self) -> dict:
         v = self.nets.variance
         need = seeds_needed(v, self.delta, alpha=self.s.alpha)
-        return {"metric": self.metric, "kind": "insufficient_replication", "subject": "seeds per configuration",
-                "reference": f"≥ {self.s.min_seeds}", "estimate": float(v.sd_network), "ci_low": float("nan"),
-                "ci_high": float("nan"), "p_adj": float("nan"), "test": "between-network SD of per-network means",
-                "family": "none", "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta,
-                "seeds": self.seeds, "seeds_needed": need}
+        return Claim.of({"metric": self.metric, "kind": "insufficient_replication", "subject": "seeds per configuration",
+                         "reference": f"≥ {self.s.min_seeds}", "estimate": float(v.sd_network), "ci_low": float("nan"),
+                         "ci_high": float("nan"), "p_adj": float("nan"),
+                         "test": "between-network SD of per-network means", "family": "none",
+                         "n_networks": int(v.n_networks), **self.n, "min_effect": self.delta, "seeds": self.seeds,
+                         "seeds_needed": need})
 
-    def family(self, weights: list[dict], reference) -> pd.DataFrame:
+    def family(self, weights: list[Claim], reference) -> pd.DataFrame:
         """Simultaneous (max-t) p and CIs of the claimed contrasts against the family's reference; Holm TOST."""
         t = simultaneous(self.nets, weights, reference)
         t["p_equiv"] = adjust(tost(t["estimate"], t["se"], t["df"], self.delta), "holm") if len(t) else []
@@ -265,7 +267,7 @@ class MetricClaims:
 
 
 def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[str], s: Settings,
-                 improving: dict[str, float] | None = None) -> tuple[list[dict], dict[str, pd.DataFrame]]:
+                 improving: dict[str, float] | None = None) -> tuple[list[Claim], dict[str, pd.DataFrame]]:
     """Claims of every metric, cross-metric disagreements, and still-improving marks; and the contrast tables."""
     claims, tables = [], {}
     for m in metrics:
@@ -274,5 +276,4 @@ def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[st
         for name, t in mc.tables.items():
             tables.setdefault(name, []).append(t)
     claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []))
-    mark_improving(claims, improving or {})
-    return claims, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+    return mark_improving(claims, improving or {}), {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}

@@ -10,6 +10,7 @@ import pandas as pd
 from analysis.load import BASELINE
 from analysis.markdown import md_table
 from analysis.methods import window_phrase
+from analysis.style import factor_name
 
 
 def _geometry(results_dir: Path, trials: pd.DataFrame) -> str:
@@ -29,8 +30,8 @@ def factor_levels(trials: pd.DataFrame) -> str:
     designed = trials[trials["configuration"] != BASELINE]
     text = "; ".join(
         f"{label} {', '.join(sorted({f'{v:g}' if isinstance(v, float) else str(v) for v in designed[col].dropna() if v != 'none'}))}"
-        for col, label in (("loss", "loss"), ("feature_level", "feature level"), ("pretraining", "pretraining"), ("lam", "λ"),
-                           ("psi_target", "Ψ target")) if col in designed and designed[col].notna().any())
+        for col, label in ((c, factor_name(c)) for c in ("loss", "feature_level", "pretraining", "lam", "psi_target"))
+        if col in designed and designed[col].notna().any())
     return text + ("; plus the pixel-only baseline" if (trials["configuration"] == BASELINE).any() else "")
 
 

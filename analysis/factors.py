@@ -24,9 +24,8 @@ from scipy import stats as sps
 from analysis.effects import level_label, level_order, design_factors, with_weighting
 from analysis.networks import Networks, network_means, non_baseline
 from analysis.pvalues import adjust
+from analysis.style import factor_name
 
-NAMES = {"loss": "loss", "feature_level": "feature level", "pretraining": "pretraining", "lam": "λ",
-         "weighting": "loss weighting"}
 
 
 def design_networks(per_image: pd.DataFrame, metric: str, min_patients: int = 5) -> tuple[Networks, list[str]]:
@@ -149,7 +148,7 @@ def _term_row(r, nets: Networks, ss_total: float) -> dict:
     den, df_den = (float(x) for x in v.combination(1.0, q, df_q))
     f = (r.ss / r.df) / den if den > 0 and r.df > 0 else float("nan")
     p = float(sps.f.sf(f, r.df, df_den)) if np.isfinite(f) else float("nan")
-    return {"term": " × ".join(NAMES.get(x, x) for x in r.term), "factors": list(r.term),
+    return {"term": " × ".join(factor_name(x) for x in r.term), "factors": list(r.term),
             "share": r.ss / ss_total if ss_total else np.nan, "ss": r.ss, "df": float(r.df), "F": f,
             "df_den": df_den, "pvalue": p}
 

@@ -11,7 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from analysis.factors import NAMES
+from analysis.claim import Claim
+from analysis.style import factor_name
 from analysis.load import unit_suffix
 from analysis.pvalues import p_clause
 
@@ -130,7 +131,7 @@ def recommendation_bullet(factor: str, cs: list[dict], min_seeds: int = 3) -> st
         tie = f"; tied with it: {', '.join(tied)}" if tied else ""
         parts.append(f"{metric}: use {_level(mine[0]['subject'])} — {text}{tie}")
     c0 = firm[0]
-    return (f"**{NAMES.get(factor, factor)}:** " + " · ".join(parts) +
+    return (f"**{factor_name(factor)}:** " + " · ".join(parts) +
             f". ({_provenance(c0)}.)")
 
 
@@ -139,12 +140,12 @@ def depends_bullet(factor: str, cs: list[dict], min_seeds: int = 3) -> str | Non
            and (c["kind"] == "depends" or c.get("would_be") == "depends")]
     if not dep:
         return None
-    parts = [f"{c['metric']}, with {NAMES.get(c['on'], c['on'])} = {_level(c['context'])}: {_level(c['subject'])} "
+    parts = [f"{c['metric']}, with {factor_name(c['on'])} = {_level(c['context'])}: {_level(c['subject'])} "
              f"beats {_level(c['reference'])} ({evidence(c, False)}){_mark(c)}" for c in dep[:4]]
     more = f" (+{len(dep) - 4} more in guidelines.json)" if len(dep) > 4 else ""
     pending = f" — needs ≥ {min_seeds} seeds to claim" if any(c["kind"] == "insufficient_replication" for c in dep) else ""
     overall = ", ".join(f"{m}: {_level(r)}" for m, r in dict.fromkeys((c["metric"], c["reference"]) for c in dep))
-    return (f"**{NAMES.get(factor, factor)} depends on {', '.join(sorted({NAMES.get(c['on'], c['on']) for c in dep}))}"
+    return (f"**{factor_name(factor)} depends on {', '.join(sorted({factor_name(c['on']) for c in dep}))}"
             f"{pending}** (recommended over all levels: {overall}): " + "; ".join(parts) + more +
             f". ({_provenance(dep[0])}.)")
 
@@ -176,7 +177,7 @@ def disagreement_bullet(cs: list[dict]) -> str | None:
     """Factor recommendations that metrics confirm in opposite directions, and differing best configurations (each
     metric's best against the other's, under that metric)."""
     dis = [c for c in cs if c.get("on") == "metric" and c.get("factor")]
-    parts = [f"{NAMES.get(c['factor'], c['factor'])}: {c['metric']} prefers {_level(c['subject'])} "
+    parts = [f"{factor_name(c['factor'])}: {c['metric']} prefers {_level(c['subject'])} "
              f"({evidence(c, False)}), {c['other']['metric']} prefers {_level(c['other']['subject'])} "
              f"(Δ{c['other']['metric']} {_num(c['other']['estimate'])} [95% CI {_num(c['other']['ci_low'])}, "
              f"{_num(c['other']['ci_high'])}])" for c in dis]
@@ -265,9 +266,14 @@ def _clean(v):
     return v
 
 
+def _json(c) -> dict:
+    """A claim's guidelines.json object: `Claim.to_json()`, or the mapping itself (claims made by hand)."""
+    return c.to_json() if isinstance(c, Claim) else dict(c)
+
+
 def write(claims: list[dict], context: dict, out: Path) -> str:
     """guidelines.json (NaN as null) and guidelines.md under `out`; returns the Markdown."""
-    (out / "guidelines.json").write_text(json.dumps([_clean(c) for c in claims], indent=1, ensure_ascii=False))
+    (out / "guidelines.json").write_text(json.dumps([_clean(_json(c)) for c in claims], indent=1, ensure_ascii=False))
     md = as_markdown(claims, context)
     (out / "guidelines.md").write_text(md)
     return md
