@@ -1,6 +1,6 @@
 """SIGTERM as a clean exit: SLURM (`scancel`, a time limit, preemption), `kill` and container stops send SIGTERM, which
 would end Python at once; raised as `SystemExit(143)` instead, the driver's `finally` blocks run — the queued MLflow
-writes are applied and running trials' runs marked KILLED (`study.driver.run._live`), locks released. A second
+writes are applied and running trials' runs marked KILLED (`study.running.run._live`), locks released. A second
 SIGTERM while that happens is ignored (SLURM's KillWait, 30 s by default, bounds it with SIGKILL). `ray.init` puts
 its own handler in place (`sys.exit(15)`, no guard against a second signal): `reclaim_sigterm` puts ours back."""
 

@@ -29,7 +29,7 @@ PINNED_EXPERIMENTS = {"smoke": (57, "cf3bfc10d6b31190"), "loss_functions_smoke":
 
 
 def test_run_keys_are_unchanged_by_the_reorganisation(tmp_path):
-    from study.driver.plan import plan
+    from study.planning.plan import plan
     from study.spec import load_spec, parse_spec
 
     raw = tiny_spec(tmp_path, name="pinned", factors={"feature_level": ["block1_conv2", "block3_conv2"],

@@ -54,10 +54,14 @@ def ensure_ray(num_cpus: int | None = None) -> bool:
     return True
 
 
-def _make_forward(base):
+def make_forward(base):
+    """The Tune callback class (a subclass of `base`, i.e. `ray.tune.Callback`, passed in so that Ray is imported only
+    where it runs) that forwards Tune's trial events to `Events`, by run key: `cls(events, by_key)`, where `by_key`
+    maps each run key to its TrialSpec (whose folder holds the record a finished or failed trial reports)."""
+
     class _Forward(base):
         """Driver-side: Tune events → `Events`. Holds live objects, so it pickles to nothing (Tune saves its
-        run config; this study never restores a Tuner — resuming is done by run key, see study.driver.run)."""
+        run config; this study never restores a Tuner — resuming is done by run key, see study.running.run)."""
 
         def __init__(self, events: Events, by_key: dict):
             self.events, self.by_key = events, by_key
@@ -123,7 +127,7 @@ def run(specs, events: Events, options: Options) -> None:
     by_key = {s.run_key: s for s in specs}
     if not specs:
         return
-    forward = _make_forward(tune.Callback)(events, by_key)
+    forward = make_forward(tune.Callback)(events, by_key)
     started = ensure_ray()
     try:
         trainable = tune.with_resources(tune.with_parameters(_trainable, specs=by_key, retries=options.retries),

@@ -69,7 +69,7 @@ def _main_options(version: Optional[bool] = typer.Option(None, "--version", call
                   verbose: bool = typer.Option(False, "--verbose", help="keep the INFO lines and notices of MLflow "
                                                "and Ray (hidden by default; their warnings always show)")) -> None:
     """Ablation studies of perceptual-loss design for low-dose CT denoising."""
-    from study.logs import quiet_libraries
+    from study.cli.logs import quiet_libraries
 
     quiet_libraries(verbose)
 

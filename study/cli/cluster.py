@@ -39,7 +39,7 @@ def submit(
 ):
     """Render the sbatch script(s) of the study and submit them (SLURM options from the spec's `slurm:` or flags)."""
     from study.spec import load_spec
-    from study.driver.submit import submit_study, with_overrides
+    from study.running.submit import submit_study, with_overrides
 
     spec = load_spec(study, check_paths=not dry_run)
     spec = with_overrides(spec, {"mode": mode.value if mode else None, "partition": partition, "account": account, "time": time_limit,
@@ -68,7 +68,7 @@ def run_trial_command(
 ):
     """Run one trial of a study (what each task of `study submit --mode array` does); skipped if finished."""
     from study.spec import load_spec
-    from study.driver.run import run_one_trial
+    from study.running.run import run_one_trial
 
     if (run_key is None) == (keys is None):
         raise StudyError("run-trial: give either --run-key or --keys with --index")

@@ -29,7 +29,7 @@ def run(
 ):
     """Run every trial not yet finished, then write the report."""
     from study.interrupt import sigterm_exits
-    from study.driver.run import run_study
+    from study.running.run import run_study
     from study.spec import load_spec
 
     spec = load_spec(study, check_paths=False)  # missing paths: run_study's preflight lists all of them at once
@@ -83,7 +83,7 @@ def status(
     """Finished / running / failed / pending per trial, failed trials with their errors, trial-hours, ETA."""
     from rich.table import Table
 
-    from study.driver.status import eta_text, summarize, used_text
+    from study.running.status import eta_text, summarize, used_text
 
     info = summarize(results_dir)
     if state is not None:

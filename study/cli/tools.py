@@ -81,7 +81,7 @@ def pretrain(
     wid = save_weights(sd, meta, output)
     meta["weights_id"] = wid
     if not no_tracking:
-        from study.driver.tracking_pretrain import log_pretraining
+        from study.tracking.pretrain import log_pretraining
 
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{output.resolve().parent / 'mlflow.db'}"
         log_pretraining(uri, "pretrain", {"method": method, "dataset": str(dataset), "steps": steps,
@@ -106,10 +106,10 @@ def calibrate(
     if study.is_dir():
         return _calibrate_converged(study, psi)
 
-    from study.driver.calibrate import calibration_table
+    from study.planning.calibrate import calibration_table
     from study.spec import load_spec
-    from study.driver.plan import plan
-    from study.driver.prepare import prepare
+    from study.planning.plan import plan
+    from study.running.prepare import prepare
 
     spec = load_spec(study)
     p = plan(spec, output)

@@ -19,7 +19,7 @@ import numpy as np
 
 from study.spec import DataSpec
 from study.errors import StudyError
-from study.driver.grid import short_hash
+from study.store.ids import short_hash
 
 GENERATOR_VERSION = "pairs-v3"  # v3: phantom label maps and body outlines
 SPLITS = ("train", "val", "test")

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from study.spec import EncoderSpec
 from study.errors import StudyError
-from study.driver.grid import short_hash
+from study.store.ids import short_hash
 from study.store.provenance import file_sha256
 
 

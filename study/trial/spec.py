@@ -1,4 +1,4 @@
-"""The trial contract: `TrialSpec`, everything one trial needs, built by `study.driver.plan.trial_spec` from the
+"""The trial contract: `TrialSpec`, everything one trial needs, built by `study.planning.plan.trial_spec` from the
 validated study spec. Its model, training, window and loss parts are the spec's own pydantic models, so the trainer
 reads them as attributes and their defaults live only in `study.spec`. Torch-free; pickles (Ray ships it)."""
 

@@ -91,7 +91,7 @@ def test_array_mode_runs_every_trial_once_and_a_requeued_task_resumes(slurm, tmp
 
 def test_ray_mode_runs_the_study_on_a_ray_cluster_inside_the_allocation(slurm, tmp_path):
     from study.spec import load_spec
-    from study.driver.run import run_study
+    from study.running.run import run_study
 
     base = tiny_spec(tmp_path, name="rmode", factors={"lam": [0]})
     run_study(load_spec(write_spec(tmp_path, base, "first.yaml")))  # part of the study ran before (locally)

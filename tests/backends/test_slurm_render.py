@@ -12,7 +12,7 @@ from study.backends import slurm
 from study.cli import app
 from study.spec import load_spec
 from study.errors import StudyError
-from study.driver.submit import submit_study, with_overrides
+from study.running.submit import submit_study, with_overrides
 
 from helpers import tiny_spec, write_spec
 

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from study.data.cache import GENERATOR_VERSION, build_cache, data_id
 from study.data.sources import input_fingerprint
-from study.driver.grid import short_hash
 from study.errors import StudyError
 from study.spec import DataSpec
 from study.spec.parts import MAYO_SPLIT
+from study.store.ids import short_hash
 
 from helpers.dicom import write_aapm_release, write_authors_tree, write_mayo_tree, write_series, write_tcia_release
 

@@ -88,9 +88,9 @@ def test_a_dry_run_of_a_huge_grid_answers_in_seconds(tmp_path):
 
 def test_the_progress_line_counts_a_retried_trial_once(tmp_path):
     from study.spec import parse_spec
-    from study.driver.plan import plan
-    from study.driver.live import Live
-    from study.driver.prepare import progress_bar
+    from study.planning.plan import plan
+    from study.running.live import Live
+    from study.progress import progress_bar
 
     p = plan(parse_spec(tiny_spec(tmp_path, factors={"lam": [0], "seed": [0, 1]}), check_paths=False))
     a, b = (t.run_key for t in p.trials)

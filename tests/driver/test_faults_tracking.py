@@ -35,7 +35,7 @@ def _steps(uri: str, run_id: str) -> list[int]:
 def test_failed_then_finished_trial_two_drivers_and_a_moved_folder(tmp_path):
     from study.spec import load_spec
     from study.store.locks import is_locked
-    from study.driver.plan import plan
+    from study.planning.plan import plan
 
     raw = tiny_spec(tmp_path, name="faults", factors={"lam": [0], "seed": [0, 1]},
                     training={"epochs": EPOCHS, "steps_per_epoch": 3},
@@ -104,7 +104,8 @@ def test_two_trackers_racing_on_one_run_log_each_epoch_once(tmp_path):
     """Two drivers that both think they own a trial (each with its own memory of what it logged) still write each
     epoch once: the store is asked before a new epoch is written."""
     from study.store.results import ensure_study_id
-    from study.driver.tracking import Tracker, default_uri
+    from study.tracking.conventions import default_uri
+    from study.tracking.runs import Tracker
 
     ensure_study_id(tmp_path, "race")
     uri = default_uri(tmp_path)

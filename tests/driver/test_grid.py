@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from study.spec import parse_spec
-from study.driver.grid import NONE, expand
+from study.planning.grid import NONE, expand
 
 from helpers import tiny_spec
 

@@ -46,7 +46,7 @@ def test_a_study_logs_to_a_real_mlflow_server_over_http(tmp_path):
         assert _listening_addresses(port) == {"127.0.0.1"}  # never every interface by default
 
         from study.spec import load_spec
-        from study.driver.run import run_study
+        from study.running.run import run_study
 
         raw = tiny_spec(tmp_path, name="over-http", tracking={"enabled": True, "uri": uri, "example_images": 1})
         run_study(load_spec(write_spec(tmp_path, raw)))

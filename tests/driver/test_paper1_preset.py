@@ -12,7 +12,7 @@ from study.cli import app
 
 
 def test_the_preset_plans_the_papers_trials():
-    from study.driver.plan import plan
+    from study.planning.plan import plan
     from study.spec import load_spec
 
     spec = load_spec(REPO / "experiments" / "paper1.yaml", check_paths=False)

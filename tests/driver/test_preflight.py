@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from helpers import REPO, tiny_spec, write_spec
 from study.cli import app
-from study.driver.preflight import preflight
+from study.planning.preflight import preflight
 from study.spec import load_spec, parse_spec
 
 IMAGENET = Path("hub") / "checkpoints" / "vgg19-dcbb9e9d.pth"
@@ -97,7 +97,7 @@ def test_an_output_folder_that_cannot_be_written(tmp_path, vgg_weights_file):
 def test_a_refused_write_is_named_with_the_folder_it_was_tried_in(tmp_path, monkeypatch):
     """What the test above checks where it cannot (as root): the write refused, here by the operating system's
     answer to an unprivileged user, stands in for it."""
-    import study.driver.preflight as preflight_module
+    import study.planning.preflight as preflight_module
 
     def refuse(*args, dir=None, **kwargs):
         raise PermissionError(13, "Permission denied", dir)
@@ -195,8 +195,8 @@ def _finish(out: Path, run_key: str, wall_s: float) -> None:
 
 
 def test_the_estimate_uses_the_finished_trials_of_the_results_folder(tmp_path):
-    from study.driver.estimate import estimate
-    from study.driver.plan import plan
+    from study.planning.estimate import estimate
+    from study.planning.plan import plan
 
     raw = tiny_spec(tmp_path, factors={"seed": [0, 1, 2]})
     p = plan(parse_spec(raw, check_paths=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from study.driver.run import run_study
+from study.running.run import run_study
 from study.spec import load_spec
 from study.store.events import read_events
 
@@ -13,8 +13,8 @@ from helpers import mlflow_runs, tiny_spec, write_spec
 
 
 def test_a_refinement_point_that_is_a_grid_point_is_the_grid_trial(tmp_path):
-    from study.driver.grid import refinement_trial
-    from study.driver.plan import plan
+    from study.planning.grid import refinement_trial
+    from study.planning.plan import plan
 
     p = plan(load_spec(write_spec(tmp_path, tiny_spec(tmp_path, factors={"lam": [0, 0.1], "psi_target": [0.6]}))))
     by_point = {(t.lam, t.psi_target): t for t in p.trials}

@@ -119,8 +119,8 @@ def test_sigkill_at_three_points_then_resume_runs_every_trial_exactly_once(tmp_p
 def test_failed_trials_are_retried_up_to_the_configured_count_but_divergence_is_not(tmp_path):
     from study.spec import load_spec
     from study.trial.execute import execute, read_events
-    from study.driver.plan import plan, trial_spec
-    from study.driver.prepare import prepare
+    from study.planning.plan import plan, trial_spec
+    from study.running.prepare import prepare
 
     from rich.console import Console
 

@@ -15,7 +15,7 @@ MESSAGE = "search: needs optuna: pip install 'study[search]'"
 
 
 def test_require_optuna_names_the_extra_when_optuna_is_missing(monkeypatch):
-    from study.driver.refine import require_optuna
+    from study.running.refine import require_optuna
 
     require_optuna()  # installed here (the test extra has it)
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now raises ImportError
@@ -25,8 +25,8 @@ def test_require_optuna_names_the_extra_when_optuna_is_missing(monkeypatch):
 
 
 def test_refine_fails_first_without_optuna(tmp_path, monkeypatch):
-    from study.driver.plan import plan
-    from study.driver.refine import refine
+    from study.planning.plan import plan
+    from study.running.refine import refine
     from study.spec import parse_spec
 
     raw = tiny_spec(tmp_path, backend="ray", search={"over": "psi_target", "low": 0.3, "high": 0.9, "budget": 2})

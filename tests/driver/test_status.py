@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from study.cli import app
 from study.store.locks import file_lock
 from study.store.results import write_json
-from study.driver.status import summarize
+from study.running.status import summarize
 
 
 def _folder(tmp_path):
@@ -58,7 +58,7 @@ def test_status_cli_lists_failures_and_eta(tmp_path):
 
 def test_eta_of_a_tiny_study_with_trials_pending_is_not_zero(tmp_path):
     """Fault found by injection: two trials of a few seconds, five pending → "0.00 trial-hours, ETA 0 h 00 min"."""
-    from study.driver.status import eta_text, used_text
+    from study.running.status import eta_text, used_text
 
     out = tmp_path / "res"
     keys = [f"k{i}" for i in range(7)]

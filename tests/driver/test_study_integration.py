@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from study.cli import app
 from study.spec import load_spec
-from study.driver.run import run_study
+from study.running.run import run_study
 
 from helpers import mlflow_runs, tiny_spec, write_spec
 

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from helpers import mlflow_runs, tiny_spec, write_spec
 from study.cli import app
-from study.driver.tracking import Tracker, default_uri
-from study.driver.tracking_writer import TrackingWriter
+from study.tracking.conventions import default_uri
+from study.tracking.runs import Tracker
+from study.tracking.writer import TrackingWriter
 from study.store.results import ensure_study_id
 
 pytestmark = pytest.mark.slow

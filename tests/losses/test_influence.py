@@ -14,7 +14,7 @@ from study.spec import load_spec
 from study.errors import StudyError
 from study.losses.influence import HoldPsi
 from study.losses import lam_for_influence, perceptual_influence
-from study.driver.run import run_study
+from study.running.run import run_study
 
 from helpers import tiny_spec, write_spec
 

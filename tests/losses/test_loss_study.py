@@ -16,7 +16,7 @@ from helpers import REPO, mlflow_runs, tiny_spec, write_spec
 from study.cli import app
 from study.spec import load_spec, parse_spec
 from study.errors import StudyError
-from study.driver.grid import expand
+from study.planning.grid import expand
 
 ALL_METRICS = ["psnr", "ssim", "rmse_hu", "ms_ssim", "vif", "gmsd", "noise_std", "cnr", "edge_width"]
 WGAN = {"terms": {"mse": 1.0, "sobel": 0.5}, "perceptual": True, "adversarial": 1e-3,
@@ -125,8 +125,8 @@ def test_prepared_phantoms_carry_labels_and_outlines(tmp_path):
 
 @pytest.fixture(scope="module")
 def wgan_trial(tmp_path_factory):
-    from study.driver.plan import plan, trial_spec
-    from study.driver.prepare import prepare
+    from study.planning.plan import plan, trial_spec
+    from study.running.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("wgan")
     spec = parse_spec(loss_spec(tmp))

@@ -60,7 +60,7 @@ def test_calibrate_command_reads_a_finished_results_folder(tmp_path):
 def test_psi_trials_calibrated_from_a_pilots_converged_magnitudes(tmp_path):
     from helpers import tiny_spec, write_spec
 
-    from study.driver.plan import plan
+    from study.planning.plan import plan
     from study.errors import StudyError
     from study.spec import load_spec
 

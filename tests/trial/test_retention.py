@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import mlflow_runs, tiny_spec, write_spec
-from study.driver.tracking import default_uri
+from study.tracking.conventions import default_uri
 from study.trial.evaluate import predict
 from study.trial.model_file import MODEL_KEYS, load_model
 

@@ -114,7 +114,7 @@ def _time(p, todo: list, walls: dict[str, list[float]]) -> tuple[Optional[float]
                       for t in todo)
         return seconds, (f"measured on {len(everything)} finished trials: median {_duration(overall)} per trial, "
                          f"per configuration where it has finished trials")
-    from study.driver.plan import steps_per_epoch
+    from study.planning.plan import steps_per_epoch
 
     step_s, timed = step_seconds(p.spec)
     how = (f"estimated from a {timed}-step CPU timing of the denoiser without the perceptual term; GPU runs are "
@@ -213,7 +213,7 @@ def data_bytes(p) -> tuple[Optional[int], str]:
 
 def encoder_bytes(p) -> int:
     """Bytes of the encoders the study makes (random, rotnet, supervised) that are not in its cache yet."""
-    from study.driver.plan import used_encoders
+    from study.planning.plan import used_encoders
 
     made = [name for name in used_encoders(p.spec) if p.spec.encoder(name).source in ("random", "rotnet", "supervised")]
     missing = [n for n in made if not (p.out / "encoders" / f"{n}-{p.encoder_keys.get(n)}.pt").is_file()]

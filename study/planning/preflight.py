@@ -53,7 +53,7 @@ def stop_on(problems: list[str], console: Console) -> None:
 def end_dry_run(p, console: Console, problems: list[str], states: dict[str, str]) -> None:
     """The end of `study run --dry-run`, after the trials: the estimate of trial-hours and disk, then the preflight's
     problems (which end it with exit code 2)."""
-    from study.driver.estimate import print_estimate
+    from study.planning.estimate import print_estimate
 
     print_estimate(p, console, states)
     stop_on(problems, console)
@@ -103,7 +103,7 @@ def _check_layout(data: DataSpec) -> None:
 # -- encoders --------------------------------------------------------------------------------------------------------
 
 def _encoder_problems(spec: StudySpec) -> list[str]:
-    from study.driver.plan import used_encoders
+    from study.planning.plan import used_encoders
 
     problems = []
     for name in used_encoders(spec):
@@ -160,10 +160,10 @@ def _pilot_problems(spec: StudySpec) -> list[str]:
         return [f"training.psi_pilot {pilot}: folder not found (a finished results folder)"]
     if spec.training.psi_calibration != "converged":
         return []
-    from study.driver.plan import _converged_table, _read_trials, used_encoders
+    from study.planning.plan import pilot_lams, used_encoders
 
     try:
-        lams = _converged_table(_read_trials(Path(pilot)), sorted(set(spec.factors.psi_target)))
+        lams = pilot_lams(Path(pilot), sorted(set(spec.factors.psi_target)))
     except StudyError as err:
         return [str(err)]
     missing = sorted({f"{level} · {pre}" for level in spec.factors.feature_level for pre in used_encoders(spec)

@@ -1,4 +1,4 @@
-"""MLflow tracking: one parent run per study, one child run per run key.
+"""A study's MLflow runs: one parent run per study, one child run per run key.
 
 Idempotent: runs are found again by tags (`study.id`, the identity the results folder carries in `identity.json`, and
 `run_key`), never by the folder's path or in-memory maps, so a resumed, moved or copied study re-attaches to its runs
@@ -6,38 +6,21 @@ instead of duplicating them. A trial's run mirrors its latest record (`study.fin
 later run finishes ends FINISHED with its final metrics. An epoch already in the store is never logged again.
 All logging happens in the driver process (per-epoch metrics arrive through the backend's callbacks; one driver per
 results folder, see `study.store.locks.driver_lock`), on a writer thread off the callbacks
-(`study.driver.tracking_writer`); the schema is created once, here, before any trial starts.
+(`study.tracking.writer`); the schema is created once, here, before any trial starts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 from pathlib import Path
 
 from study.errors import StudyError
 from study.store.results import read_study_id
+from study.tracking.conventions import default_uri, is_number, log_params, open_experiment, source_tags
 
 _TERMINAL = {"FINISHED", "FAILED", "KILLED"}
-
-
-def default_uri(results_dir: Path) -> str:
-    return f"sqlite:///{Path(results_dir).resolve() / 'mlflow.db'}"
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """Nested params as dotted MLflow param names (characters MLflow refuses in a name, e.g. the '+' of a loss
-    called mse+perceptual, become '_')."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{re.sub(r'[^A-Za-z0-9_. :/-]', '_', str(k))}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v if not isinstance(v, (list, tuple)) else json.dumps(v)
-    return out
 
 
 def _parent_filter(study_id: str) -> str:
@@ -81,37 +64,6 @@ def _relocate_artifacts(uri: str, experiment_id: str, old: str, new: str) -> Non
         pass
 
 
-def _experiment(client, uri: str, name: str, location: str | None):
-    """The experiment `name`, created (with its artifacts at `location`) if missing; the first call on a fresh sqlite
-    store creates its schema. An unreachable or broken store is a one-line StudyError."""
-    try:
-        exp = client.get_experiment_by_name(name)
-    except Exception as err:  # noqa: BLE001
-        raise StudyError(f"tracking.uri {uri!r}: cannot open the MLflow store ({type(err).__name__}: {err})") from None
-    if exp is None:
-        client.create_experiment(name, artifact_location=location)
-        exp = client.get_experiment_by_name(name)
-    return exp
-
-
-def _source_tags() -> dict:
-    """MLflow's standard source tags: the git commit (without a "-dirty" mark; the `git_commit` param keeps it;
-    `git_commit` is looked up once per process)."""
-    from study.store.provenance import git_commit
-
-    commit = git_commit()
-    return {} if commit == "unknown" else {"mlflow.source.git.commit": commit.removesuffix("-dirty")}
-
-
-def _log_params(client, run_id: str, params: dict) -> None:
-    """Nested params, flattened, in batches of 100 (MLflow's limit per call)."""
-    from mlflow.entities import Param
-
-    flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
-    for i in range(0, len(flat), 100):
-        client.log_batch(run_id, params=flat[i:i + 100])
-
-
 class Tracker:
     """Driver-side MLflow logger for a study."""
 
@@ -126,7 +78,7 @@ class Tracker:
         self.uri = uri
         self._legacy = False  # runs found by the folder's path (logged before studies had an identity)
         location = (Path(self.results_dir) / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        exp = _experiment(self.client, uri, experiment, location)
+        exp = open_experiment(self.client, uri, experiment, location)
         self.experiment_id = exp.experiment_id
         old = exp.artifact_location
         if uri == default_uri(Path(results_dir)) and old != location and old.endswith("/mlartifacts"):
@@ -155,12 +107,12 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=study_name,
                                      tags={"study.role": "parent", "study.id": self.study_id,
                                            "study.results_dir": self.results_dir, "study.name": study_name,
-                                           **_source_tags()})
+                                           **source_tags()})
         self._log_params(run.info.run_id, params)
         return run.info.run_id
 
     def _log_params(self, run_id: str, params: dict) -> None:
-        _log_params(self.client, run_id, params)
+        log_params(self.client, run_id, params)
 
     def trial_run(self, run_key: str, name: str = "", params: dict | None = None, start: bool = False) -> str:
         """The child run for `run_key`: found by tag, or created once. `start`: the trial is starting (again), so a
@@ -184,7 +136,7 @@ class Tracker:
             run = self.client.create_run(self.experiment_id, run_name=name or run_key,
                                          tags={"mlflow.parentRunId": self.parent_id, "run_key": run_key,
                                                "study.id": self.study_id, "study.results_dir": self.results_dir,
-                                               **_source_tags()})
+                                               **source_tags()})
             run_id = run.info.run_id
             self._logged[run_key] = set()
             if params:
@@ -215,7 +167,7 @@ class Tracker:
             if int(epoch) in self._logged[run_key] | new:
                 continue
             new.add(int(epoch))
-            ms += [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if k != "epoch" and _is_number(v)]
+            ms += [Metric(k, float(v), now, int(epoch)) for k, v in metrics.items() if k != "epoch" and is_number(v)]
         for i in range(0, len(ms), 1000):
             self.client.log_batch(run_id, metrics=ms[i:i + 1000])
         self._logged[run_key] |= new
@@ -260,7 +212,7 @@ class Tracker:
         self._backfill(run_key, folder)
         now = int(time.time() * 1000)
         finals = [Metric(f"final_{k}" if is_epoch_metric(k) else k, float(v), now, 0)
-                  for k, v in record.items() if _is_number(v) and k not in ("lam", "seed", "finished_at")]
+                  for k, v in record.items() if is_number(v) and k not in ("lam", "seed", "finished_at")]
         tags = [RunTag("status", record["status"]), RunTag("study.finished_at", str(record.get("finished_at")))]
         if record.get("error"):
             tags.append(RunTag("error", str(record["error"])[:5000]))
@@ -281,6 +233,3 @@ class Tracker:
     def close(self, all_finished: bool) -> None:
         self.client.set_terminated(self.parent_id, "FINISHED" if all_finished else "FAILED")
 
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)

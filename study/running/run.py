@@ -13,10 +13,11 @@ from typing import Iterator, Optional
 
 from rich.console import Console
 
-from study.driver.plan import Plan, plan, print_table, trial_spec, trial_specs
-from study.driver.live import Live
-from study.driver.prepare import prepare, progress_bar, start_folder
 from study.errors import StudyError
+from study.planning.plan import Plan, plan, print_table, trial_spec, trial_specs
+from study.progress import progress_bar
+from study.running.live import Live
+from study.running.prepare import prepare, start_folder
 from study.spec import StudySpec
 from study.store.results import read_record, trial_dir, write_json, write_tables
 from study.trial.train import TrialSpec
@@ -30,7 +31,7 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     of a SLURM array): tables, MLflow runs (one writer) and the report from the trial folders.
 
     One driver per results folder: a second one exits naming the holder (host, pid), or with `wait` waits for it."""
-    from study.driver.preflight import end_dry_run, metric_notes, preflight, stop_on
+    from study.planning.preflight import end_dry_run, metric_notes, preflight, stop_on
     from study.store.locks import driver_lock
 
     console = console or Console()
@@ -47,7 +48,7 @@ def run_study(spec: StudySpec, *, output=None, backend: Optional[str] = None, ma
     if spec.search and (backend or spec.backend) != "ray":
         raise StudyError("search: the Optuna refinement runs through Ray Tune; use backend: ray")
     if spec.search and run_trials:  # the refinement needs the `search` extra: say so before the grid runs
-        from study.driver.refine import require_optuna
+        from study.running.refine import require_optuna
 
         require_optuna()
     if resume and not (p.out / "grid.json").is_file():
@@ -83,7 +84,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
         clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
-        from study.driver.refine import refine
+        from study.running.refine import refine
 
         with _live(p, [], tracker, console, label="refinement") as live:
             table = refine(p, data, encoders, live)
@@ -116,7 +117,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
 def _live(p: Plan, todo: list[TrialSpec], tracker, console: Console, label: str = "trials") -> Iterator[Live]:
     """A progress bar and the `Live` view fed by the backend's events, MLflow written on a writer thread; however the
     run ends, the heartbeat stops and every queued MLflow write is applied (interrupted: running trials KILLED)."""
-    from study.driver.tracking_writer import TrackingWriter
+    from study.tracking.writer import TrackingWriter
 
     writer = TrackingWriter(tracker, warn=lambda text: console.print(text, markup=False)) if tracker else None
     with progress_bar(console) as prog:
@@ -175,13 +176,13 @@ def _tracking_settled(p: Plan) -> bool:
     """False while MLflow still shows this study's parent run as RUNNING (its driver was killed after the trials)."""
     if not p.spec.tracking.enabled:
         return True
-    from study.driver.tracking import parent_status
+    from study.tracking.runs import parent_status
 
     return parent_status(_tracking_uri(p), p.spec.tracking.experiment or p.spec.name, p.out) in ("FINISHED", "FAILED")
 
 
 def _tracking_uri(p: Plan) -> str:
-    from study.driver.tracking import default_uri
+    from study.tracking.conventions import default_uri
 
     return p.spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(p.out)
 
@@ -213,7 +214,7 @@ def _tracker(p: Plan):
     if not p.spec.tracking.enabled:
         return None
     from study.store.provenance import git_commit
-    from study.driver.tracking import Tracker
+    from study.tracking.runs import Tracker
 
     uri = _tracking_uri(p)
     params = {"spec": p.spec.model_dump(mode="json"), "git_commit": git_commit(), "n_trials": len(p.trials)}

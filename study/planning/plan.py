@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from study.data.cache import data_id as make_data_id, tiled_steps
-from study.driver.grid import Trial, expand, keyed
+from study.planning.grid import Trial, expand, keyed
 from study.encoders.cache import encoder_key
 from study.errors import StudyError
 from study.spec import StudySpec
@@ -42,7 +42,7 @@ class Plan:
 
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
     """The study's trials. `allow_missing_weights` (a dry run): missing inputs — weights files, a Ψ pilot folder —
-    do not stop it; their trials get provisional run keys (`study.driver.preflight` lists what is missing)."""
+    do not stop it; their trials get provisional run keys (`study.planning.preflight` lists what is missing)."""
     out = spec.output_dir(output)
     did = make_data_id(spec.data)
     keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights)
@@ -72,7 +72,7 @@ def _with_converged_lams(spec: StudySpec, trials: list[Trial], data_id: str, key
                 if t.psi_target is not None else t for t in trials]
     pilot = Path(spec.training.psi_pilot)
     try:
-        lams = _converged_table(_read_trials(pilot), sorted(set(spec.factors.psi_target)))
+        lams = pilot_lams(pilot, sorted(set(spec.factors.psi_target)))
     except StudyError:
         if allow_missing:
             return trials
@@ -99,6 +99,13 @@ def _pilot_keys(trials: list[Trial], t: Trial) -> tuple:
         raise StudyError(f"training.psi_pilot: self needs fixed-λ trials (λ > 0) of {t.feature_level} · "
                          f"{t.pretraining} in factors.lam to calibrate Ψ={t.psi_target:g} from")
     return keys
+
+
+def pilot_lams(pilot: Path, targets: list[float]) -> dict:
+    """λ per (feature level, pretraining, Ψ target) from the last-epoch magnitudes of the finished fixed-λ trials in
+    the pilot results folder `pilot` (paper 1's converged calibration); a pair without such a trial is absent. A
+    folder without a readable trials.parquet is a one-line StudyError naming training.psi_pilot."""
+    return _converged_table(_read_trials(Path(pilot)), targets)
 
 
 def _read_trials(pilot: Path):

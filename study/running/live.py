@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from study.driver.plan import Plan
+from study.planning.plan import Plan
 from study.store.results import trial_dir
 from study.trial.spec import TrialSpec
 

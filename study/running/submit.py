@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from study.backends import slurm
 from study.spec import SlurmSpec, StudySpec
 from study.errors import StudyError
-from study.driver.plan import plan
-from study.driver.prepare import start_folder
+from study.planning.plan import plan
+from study.running.prepare import start_folder
 
 
 def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line") -> StudySpec:
@@ -46,7 +46,7 @@ def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_ru
     if not dry_run:
         from rich.console import Console
 
-        from study.driver.preflight import preflight, stop_on
+        from study.planning.preflight import preflight, stop_on
 
         stop_on(preflight(spec, output), Console())
     p = plan(spec, output, allow_missing_weights=dry_run)

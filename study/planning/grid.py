@@ -8,23 +8,13 @@ adds only the new ones.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from study.spec import StudySpec
+from study.store.ids import short_hash
 
 NONE = "none"  # feature_level / pretraining of the pixel-only baseline
-
-
-def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def short_hash(obj, n: int = 16) -> str:
-    text = obj if isinstance(obj, str) else canonical_json(obj)
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Optuna refinement after the grid (Ray Tune + OptunaSearch), one Optuna study per (feature level, pretraining).
 
-Each sampled value (a Ψ target or log λ) is a trial like the grid's: its run key comes from `study.driver.grid`
+Each sampled value (a Ψ target or log λ) is a trial like the grid's: its run key comes from `study.planning.grid`
 (`refinement_trial`: a point that is also a grid point is the grid's trial, never trained twice), its spec from
-`study.driver.plan.trial_spec`, it runs through `study.trial.execute.execute` with `resources.retries`, and it
+`study.planning.plan.trial_spec`, it runs through `study.trial.execute.execute` with `resources.retries`, and it
 reports through the driver's `Events`, so it is an MLflow child run of the study (tagged `study.phase=refine`).
 
 The Optuna storage (`RESULTS_DIR/search.db`) remembers what was tried: a rerun only spends what is left of the budget,
@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from study.backends import Events
-from study.driver.grid import Trial, refinement_trial
-from study.driver.plan import Plan, trial_spec
+from study.planning.grid import Trial, refinement_trial
+from study.planning.plan import Plan, trial_spec
 from study.errors import StudyError
 from study.store.results import collect, read_record, trial_dir, write_parquet
 
@@ -106,9 +106,9 @@ class _Phase:
     def forward(self):
         from ray import tune
 
-        from study.backends.ray import _make_forward
+        from study.backends.ray import make_forward
 
-        return _make_forward(tune.Callback)(Events(self.on_start, self.on_epoch, self.on_done), self.specs)
+        return make_forward(tune.Callback)(Events(self.on_start, self.on_epoch, self.on_done), self.specs)
 
     def settle(self, rows: list[dict]) -> None:
         """Child runs a killed driver left open (or never opened): brought up to date from the trial records."""

@@ -1,7 +1,7 @@
 """Third-party log lines a study's output does without, unless `study --verbose`: MLflow's and alembic's INFO lines
 when a store is opened, Ray's token-authentication notice at every local start, and Ray Tune's "operation took … s,
 may be a performance bottleneck" (the driver's callbacks hand MLflow writes to a thread, see
-`study.driver.tracking_writer`). Warnings and errors of these libraries still show."""
+`study.tracking.writer`). Warnings and errors of these libraries still show."""
 
 from __future__ import annotations
 

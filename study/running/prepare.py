@@ -8,11 +8,9 @@ from typing import Optional
 import yaml
 from rich.console import Console
 
-from study.driver.plan import Plan
+from study.planning.plan import Plan
 from study.progress import complete, progress_bar
 from study.store.results import ensure_study_id, write_json
-
-__all__ = ["prepare", "progress_bar", "start_folder"]
 
 
 def prepare(p: Plan, console: Console):

@@ -4,7 +4,7 @@ A Ray Tune callback that writes to MLflow itself holds up every later result (an
 here the callback only puts the call on a bounded queue (a full queue makes the callback wait: the driver slows down,
 nothing is dropped). The thread drains what has arrived and sends each trial's queued epochs as one `log_batch`.
 `close()` flushes everything before it returns; the driver calls it however the run ends (finished, an exception,
-SIGTERM or Ctrl-C, see `study.driver.run`). A write that fails is reported (and counted) and the thread goes on: the
+SIGTERM or Ctrl-C, see `study.running.run`). A write that fails is reported (and counted) and the thread goes on: the
 results folder is the record, and finishing a trial's run backfills any epoch missing from its history.json.
 """
 
