@@ -111,7 +111,7 @@ def reader_results(results_dir: Path) -> dict | None:
     """The reader study's results where RESULTS_DIR/readers has answers ({"error": why} when they cannot be
     analysed); None without answers."""
     from study.readers import layout
-    from study.readers.analyze import compute, read_answers
+    from analysis.readers import compute, read_answers
 
     reader_dir = Path(results_dir) / "readers"
     if not (reader_dir / layout.ANSWERS).is_file():

@@ -49,7 +49,7 @@ def psi_lambda_table(table: pd.DataFrame, path: Path) -> Path:
 
 
 def readers_table(res: dict, path: Path) -> Path:
-    """`readers.tex` in the folder `path` from a reader-study analysis (`study.readers.analyze.compute`): the
+    """`readers.tex` in the folder `path` from a reader-study analysis (`analysis.readers.compute`): the
     inter-reader agreement per criterion (ICC(2,1) and ICC(2,k) with 95% CIs, Krippendorff's alpha), then each
     metric's agreement with the readers (Kendall tau-b over cases, overall criterion; 2afc: 2 * share - 1)."""
     rows, rules = [], {}

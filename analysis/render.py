@@ -29,7 +29,7 @@ from analysis.provenance import provenance_lines
 from analysis.psi_calibration import lam_lines
 from analysis.sections import metric_lines
 from analysis.summary import summary_lines
-from study.readers.analyze import reader_lines
+from analysis.readers import reader_lines
 
 
 def write_report(evidence: Evidence, out_dir: str | Path) -> Path:

@@ -85,7 +85,7 @@ def analyze_cmd(
     reader_dir: Path = typer.Argument(..., metavar="READER_DIR", help="the reader study's folder"),
 ):
     """Analyse the readers' answers: agreement, configurations, which metrics agree with the readers."""
-    from study.readers.analyze import analyze
+    from analysis.readers import analyze
 
     res = analyze(reader_dir)
     _say(f"{res['answers']} answer(s) of {len(res['readers'])} reader(s) → {res['analysis_dir']}/reader_study.md")

@@ -18,13 +18,13 @@ from helpers import tiny_spec, write_spec
 from study.errors import StudyError
 from study.readers import layout
 from analysis.analyse import reader_results
-from study.readers.analyze import analyze, reader_lines
+from analysis.readers import analyze, reader_lines
 
 
 def reader_section_lines(results_dir, out=None):
     return reader_lines(reader_results(results_dir), out)
 from study.readers.export import export
-from study.readers.stats import alpha, icc
+from analysis.readers_stats import alpha, icc
 from study.store.results import write_json
 
 

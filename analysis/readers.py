@@ -23,7 +23,7 @@ import pandas as pd
 
 from study.errors import StudyError
 from study.readers import layout
-from study.readers import stats as st
+from analysis import readers_stats as st
 from study.readers.layout import per_image_metrics
 
 OVERALL = "overall"
@@ -82,7 +82,7 @@ def _likert_configurations(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _likert_metrics(df: pd.DataFrame, design: dict, seed: int = 0) -> pd.DataFrame:
-    from study.metrics.registry import QUALITY_METRICS
+    from study.spec.metric_names import HIGHER_IS_BETTER as QUALITY_METRICS
 
     per_image, names = per_image_metrics(design)
     rows = []
@@ -102,7 +102,7 @@ def _likert_metrics(df: pd.DataFrame, design: dict, seed: int = 0) -> pd.DataFra
 
 def compute(reader_dir: Path) -> dict:
     """{"design", "answers" (count), "readers", "agreement", "configurations", "metrics"} of a reader folder."""
-    from study.readers import analyze_2afc
+    from analysis import readers_2afc
 
     design, key = layout.read_json(reader_dir, layout.DESIGN), layout.read_json(reader_dir, layout.KEY)
     answers = read_answers(reader_dir)
@@ -110,7 +110,7 @@ def compute(reader_dir: Path) -> dict:
     if answers.empty:
         raise StudyError(f"{Path(reader_dir) / layout.ANSWERS}: no answers yet — nothing to analyse")
     if design["design"] == "2afc":
-        return out | analyze_2afc.compute(answers, key, design)
+        return out | readers_2afc.compute(answers, key, design)
     df = _likert_scores(answers, key, design)
     return out | {"agreement": _likert_agreement(df), "configurations": _likert_configurations(df),
                   "metrics": _likert_metrics(df, design, int(design.get("seed", 0)))}

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from study.readers import layout
-from study.readers import stats as st
+from analysis import readers_stats as st
 
 
 def _choices(answers: pd.DataFrame, key: dict) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def _pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _metrics(df: pd.DataFrame, key: dict, design: dict) -> pd.DataFrame:
-    from study.metrics.registry import QUALITY_METRICS
+    from study.spec.metric_names import HIGHER_IS_BETTER as QUALITY_METRICS
     from study.readers.layout import per_image_metrics
 
     per_image, names = per_image_metrics(design)
