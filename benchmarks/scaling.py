@@ -29,14 +29,14 @@ def data_prep(n_slices: int, root: Path) -> float:
 
 
 def report(kw: dict, root: Path) -> tuple[int, int, float]:
-    from analysis.report import write_report
+    from analysis.report import update_report
 
     folder = grid_folder(root, **kw)
     import pandas as pd
 
     trials = pd.read_parquet(folder / "trials.parquet")
     t = time.perf_counter()
-    write_report(folder)
+    update_report(folder)
     return len(trials), trials["configuration"].nunique(), time.perf_counter() - t
 
 

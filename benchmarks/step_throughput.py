@@ -25,8 +25,8 @@ from rich.console import Console
 
 from results_md import command, table, write_section
 from study.spec import parse_spec
-from study.driver.plan import plan, trial_spec
-from study.driver.prepare import prepare
+from study.planning.plan import plan, trial_spec
+from study.running.prepare import prepare
 
 SPEC = {"name": "bench-steps", "backend": "local",
         "data": {"source": "phantom", "size": 128, "n_train": 8, "n_val": 2, "n_test": 2, "real_slices": False},

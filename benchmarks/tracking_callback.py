@@ -1,8 +1,8 @@
 """Benchmark 6: the cost of one trial result in the driver's Ray Tune callback (issue #18: MLflow written inside
 `on_trial_result` took 0.61 s per result on the smoke study). 32 simulated concurrent trials report 20 epochs each,
-interleaved, as fast as the callback takes them, through the real callback (`study.backends.ray._make_forward`), the
+interleaved, as fast as the callback takes them, through the real callback (`study.backends.ray.make_forward`), the
 real live view and the real MLflow store (sqlite in the results folder): once with MLflow written in the callback
-(how it was) and once through the writer thread (`study.driver.tracking_writer`). Per-result time is measured around
+(how it was) and once through the writer thread (`study.tracking.writer`). Per-result time is measured around
 `on_trial_result`; 'drained' is the time until MLflow holds every point (the writer's `close()`).
 Run: python benchmarks/tracking_callback.py
 """
@@ -31,9 +31,9 @@ METRICS = ("train_loss", "pixel_loss", "perceptual_loss", "lam", "psi", "psi_gra
 def _setup(root: Path, name: str):
     from rich.console import Console
 
-    from study.driver.plan import plan
-    from study.driver.prepare import progress_bar
-    from study.driver.run import _tracker
+    from study.planning.plan import plan
+    from study.progress import progress_bar
+    from study.running.run import study_tracker
     from study.spec import StudySpec
     from study.store.results import ensure_study_id
 
@@ -43,22 +43,22 @@ def _setup(root: Path, name: str):
     p.out.mkdir(parents=True, exist_ok=True)
     ensure_study_id(p.out, name)
     console = Console(file=io.StringIO())
-    return p, _tracker(p), progress_bar(console), console
+    return p, study_tracker(p), progress_bar(console), console
 
 
 def measure(root: Path, threaded: bool) -> dict:
     from ray import tune
 
-    from study.backends.ray import _make_forward
-    from study.driver.live import Live
-    from study.driver.tracking_writer import TrackingWriter
+    from study.backends.ray import make_forward
+    from study.running.live import Live
+    from study.tracking.writer import TrackingWriter
 
     p, tracker, bar, console = _setup(root, "threaded" if threaded else "inline")
     sink = TrackingWriter(tracker) if threaded else tracker
     with bar as prog:
         live = Live(p, [], sink, prog, console)
         trials = [SimpleNamespace(config={"run_key": t.run_key}) for t in p.trials]
-        forward = _make_forward(tune.Callback)(live.events(), {})
+        forward = make_forward(tune.Callback)(live.events(), {})
         for trial in trials:  # the runs exist before results arrive (as when Tune starts trials)
             live.by_key[trial.config["run_key"]] = None
             tracker.trial_run(trial.config["run_key"], trial.config["run_key"])

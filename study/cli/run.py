@@ -54,7 +54,7 @@ def report(
         "recomputed from each configuration's saved model, kept in RESULTS_DIR/examples/"),
 ):
     """(Re)write RESULTS_DIR/report/, from the trial folders as they are now (the tables are rebuilt first)."""
-    from analysis.report import write_report
+    from analysis.report import update_report
     from study.store.results import refresh_tables
 
     if not Path(results_dir).is_dir():
@@ -65,10 +65,7 @@ def report(
 
         n = named_examples(results_dir, example_slice)
         console.print(f"example slices {', '.join(example_slice)}: recomputed with {n} configurations' models")
-    try:
-        out = write_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
-    except (FileNotFoundError, KeyError) as err:
-        raise StudyError(str(err).strip("'\"")) from None
+    out = update_report(results_dir, metric or None, power=power or power_effect is not None, power_effect=power_effect)
     console.print(f"report: {out / 'report.md'}")
 
 

@@ -73,7 +73,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     clock = {"started": time.time()}
     data, encoders = prepare(p, console) if (todo_keys or (spec.search and run_trials)) else (None, None)
     clock["prepared"] = time.time()
-    tracker = _tracker(p)
+    tracker = study_tracker(p)
     specs = trial_specs(p, data, encoders) if todo_keys else []
     todo = [s for s in specs if s.run_key in todo_keys]
     opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
@@ -93,13 +93,13 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
         _close_runs(p, tracker)
     trials_df, _ = write_tables(p.out, p.rows())
     if write_report:
-        from analysis.report import write_report
+        from analysis.report import update_report
         from study.apply.examples import refresh
 
         refresh(p.out, console)  # example slices named with `study report --example-slice`, for trials added since
 
         clock["report_started"] = time.time()
-        report_dir = write_report(p.out)
+        report_dir = update_report(p.out)
         clock["report_ended"] = time.time()
         console.print(f"report: {report_dir / 'report.md'}")
         if tracker:
@@ -210,7 +210,8 @@ def run_one_trial(spec: StudySpec, output, run_key: str, console: Console) -> di
     return rec
 
 
-def _tracker(p: Plan):
+def study_tracker(p: Plan):
+    """The study's MLflow Tracker (its parent run, params, git commit), or None when tracking is off."""
     if not p.spec.tracking.enabled:
         return None
     from study.store.provenance import git_commit

@@ -85,11 +85,11 @@ def test_results_folder_follows_the_contract(ray_study):
 def test_the_report_goes_into_a_paper(ray_study, figure_titles, tmp_path):
     """Issue #22 on a real study: LaTeX tables that compile (or parse) standalone, a PDF twin of every figure, the
     example slice with every configuration titled, and the Provenance section."""
-    from analysis.report import write_report
+    from analysis.report import update_report
     from helpers.latex import check_table
 
     _, _, out = ray_study
-    report = write_report(out)
+    report = update_report(out)
     tables = sorted((report / "tables").glob("*.tex"))
     assert {"results_psnr.tex", "results_ssim.tex", "guidelines.tex", "pairwise.tex"} <= {p.name for p in tables}
     for table in tables:
