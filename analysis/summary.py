@@ -48,7 +48,18 @@ def _row(c: dict | None, metric: str, vs_best: pd.DataFrame | None, min_seeds: i
     return f"| {metric} | {name} | {base} | {_runner_up(vs_best, metric, c['subject'])} | {n} | {who} |"
 
 
-def _undecided(claims: list[dict], variance: pd.DataFrame | None, seeds: int) -> list[str]:
+def _seeds_text(v: pd.Series, metric: str, seeds: int, min_seeds: int) -> str:
+    """How many seeds per configuration would decide the metric's open claims, at the measured variance."""
+    delta, power = f"{v['smallest_effect']:g}{unit_suffix(metric)}", v["seeds_for_80pct_power"]
+    if not np.isfinite(power):
+        return (f"; no number of seeds finds a {delta} difference with 80% power here: the test set's own "
+                f"variation is too large (more test images or patients would)")
+    need = max(int(np.ceil(power)), min_seeds)
+    floor = f"; fewer than {min_seeds} (`analysis.min_seeds`) make no claim" if need > power else ""
+    return f"; with {need} seeds per configuration (now {seeds}) a {delta} difference is found with 80% power{floor}"
+
+
+def _undecided(claims: list[dict], variance: pd.DataFrame | None, seeds: int, min_seeds: int) -> list[str]:
     lines = []
     for m in dict.fromkeys(c["metric"] for c in claims):
         open_ = [c for c in claims if c["metric"] == m and c["kind"] in ("undecided", "insufficient_replication")
@@ -59,12 +70,7 @@ def _undecided(claims: list[dict], variance: pd.DataFrame | None, seeds: int) ->
         more = f" and {len(open_) - MAX_UNDECIDED} more" if len(open_) > MAX_UNDECIDED else ""
         need = ""
         if variance is not None and (variance["metric"] == m).any():
-            v = variance[variance["metric"] == m].iloc[0]
-            delta = f"{v['smallest_effect']:g}{unit_suffix(m)}"
-            need = (f"; {v['seeds_for_80pct_power']:g} seeds per configuration (now {seeds}) would find a {delta} "
-                    f"difference with 80% power" if np.isfinite(v["seeds_for_80pct_power"]) else
-                    f"; no number of seeds finds a {delta} difference with 80% power here: the test set's own "
-                    f"variation is too large (more test images or patients would)")
+            need = _seeds_text(variance[variance["metric"] == m].iloc[0], m, seeds, min_seeds)
         lines.append(f"- **Undecided ({m}):** {named}{more}{need}.")
     return lines
 
@@ -84,7 +90,8 @@ def summary_lines(ev) -> list[str]:
     lines += ["| metric | recommended | vs pixel-only (95% CI) | vs runner-up (95% CI) | networks · images · patients "
               "| covers |", "|---|---|---|---|---|---|"]
     lines += [_row(_best(nets.claims, m), m, vs_best, ev.study.settings.min_seeds) for m in ev.study.metrics]
-    lines += ["", *_undecided(nets.claims, nets.variance, nets.context.get("seeds", 0)), cost, ""]
+    lines += ["", *_undecided(nets.claims, nets.variance, nets.context.get("seeds", 0), ev.study.settings.min_seeds),
+              cost, ""]
     if len(lines) > MAX_LINES:  # many metrics: keep the table, cut the undecided list
         lines = lines[:MAX_LINES - 2] + ["- (more in Guidelines)", ""]
     return lines

@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="case names, or substrings of them")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--jobs", type=int, default=1, help="processes (each runs chunks of 100 studies)")
+    ap.add_argument("--section", default="cases re-run with more studies", help="RESULTS.md section for --only runs")
     a = ap.parse_args()
     names = [n for n in CASES if not a.only or any(s == n or s not in CASES and s in n for s in a.only)]
     from concurrent.futures import ProcessPoolExecutor
@@ -123,7 +124,7 @@ def main() -> None:
             "planted effects; `these_test_patients`, with fewer than 5 test patients: the planted effects plus the "
             "patient terms of the patients drawn); power cases count studies that find the planted effect.\n\n"
             + table(rows))
-    title = "Benchmark 7: calibration of every claim kind" + (" (cases re-run with more studies)" if a.only else "")
+    title = "Benchmark 7: calibration of every claim kind" + (f" ({a.section})" if a.only else "")
     write_section(title, command(), body)
 
 
