@@ -48,13 +48,24 @@ def f_test(population: str) -> str:
     return f"quasi-F on per-network means (networks = replicates, {RANDOM[population]})"
 
 
+def _spec_default(name: str):
+    """The default of a field of the spec's `analysis:` section (study.spec.AnalysisSpec: the only place defaults
+    live)."""
+    from study.spec import AnalysisSpec  # torch-free
+
+    f = AnalysisSpec.model_fields[name]
+    return f.default_factory() if f.default_factory else f.default
+
+
 @dataclass(frozen=True)
 class Settings:
-    alpha: float = 0.05
-    min_effect: dict = field(default_factory=dict)
-    min_seeds: int = 3
-    min_patients: int = 5
-    psi_min_effect: float = 0.05
+    """What the claims need from the spec's `analysis:` section; the defaults are the spec's."""
+
+    alpha: float = field(default_factory=lambda: _spec_default("alpha"))
+    min_effect: dict = field(default_factory=dict)  # per metric; the rest from METRIC_INFO
+    min_seeds: int = field(default_factory=lambda: _spec_default("min_seeds"))
+    min_patients: int = field(default_factory=lambda: _spec_default("min_patients"))
+    psi_min_effect: float = field(default_factory=lambda: _spec_default("psi_min_effect"))
 
     def effect(self, metric: str) -> float:
         from study.spec import MIN_EFFECT

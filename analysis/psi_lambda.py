@@ -9,7 +9,8 @@ more of the within-cell variance. The estimate is R²(Ψ) − R²(log λ) as a s
 Its test is a parametric bootstrap of the fitted null model: `cell + log λ` (the part both models share: within a
 cell, logit Ψ and log λ differ by a constant), plus a configuration-level deviation N(0, τ²) and a network offset
 N(0, σ²_w), with the observed Ψ and λ of every network kept; p is the share of null draws with |ΔR²| at least the
-observed one. τ² is the larger of the measured test-set term T and the configurations' scatter around the union
+observed one. Each draw takes its τ² and σ²_w from the scaled inverse χ² of their estimates (their df), so the
+uncertainty of a τ² estimated from few configurations widens the null distribution instead of making it liberal. τ² is the larger of the measured test-set term T and the configurations' scatter around the union
 model (cell + log λ + log² λ + logit² Ψ) beyond their networks' noise, so configuration effects that neither model
 explains count as noise, not as evidence. The 95% CI is the percentile interval of the same bootstrap around the
 union model's fit (non-null). It needs ≥ 3 distinct λ in each of ≥ 2 cells; Ψ is each network's measured
@@ -78,11 +79,12 @@ def psi_versus_lambda(nets: Networks, trials: pd.DataFrame, min_effect: float = 
     lp, ll = np.log(x["psi"] / (1 - x["psi"])).to_numpy(), np.log(x["lam"]).to_numpy()
     r2p, r2l = float(_r2_within(y, lp, cell)), float(_r2_within(y, ll, cell))
     est = r2p - r2l
-    null, full, tau2 = _fits(x, y, cell, lp, ll, nets.variance)
-    sd_w = float(np.sqrt(np.nan_to_num(nets.variance.ms_within)))
+    null, full, tau2, df_tau = _fits(x, y, cell, lp, ll, nets.variance)
+    v = nets.variance
+    w = (float(np.nan_to_num(v.ms_within)), float(v.df_within))
     configs = pd.factorize(x["configuration"])[0]
     rng = np.random.default_rng(seed)
-    draws = [_draw(fit, configs, tau2, sd_w, n_resamples, rng) for fit in (null, full)]
+    draws = [_draw(fit, configs, (tau2, df_tau), w, n_resamples, rng) for fit in (null, full)]
     stat = [_r2_within(d, lp, cell) - _r2_within(d, ll, cell) for d in draws]
     under_null, around = (s[np.isfinite(s)] for s in stat)
     if not np.isfinite(est) or under_null.size < n_resamples // 2 or around.size < n_resamples // 2:
@@ -114,11 +116,24 @@ def _fits(x: pd.DataFrame, y: np.ndarray, cell: np.ndarray, lp: np.ndarray, ll: 
     rank = np.linalg.matrix_rank(full_x)
     df = len(resid) - rank
     lof = (resid**2).sum() / df - np.mean(np.nan_to_num(variance.ms_within) / n_c) if df > 0 else 0.0
-    return fit[0], fit[1], float(max(variance.test_term, lof, 0.0))
+    if lof > variance.test_term:
+        return fit[0], fit[1], float(lof), float(df)
+    return fit[0], fit[1], float(max(variance.test_term, 0.0)), float(variance.df_test)
 
 
-def _draw(fit: np.ndarray, configs: np.ndarray, tau2: float, sd_w: float, n: int,
+def _scaled(var: tuple[float, float], n: int, rng: np.random.Generator) -> np.ndarray:
+    """n draws of a variance estimated as var[0] with var[1] df, from its scaled inverse χ² (its uncertainty)."""
+    est, df = var
+    if not (df > 0 and np.isfinite(df)):
+        return np.full(n, est)
+    return est * df / rng.chisquare(df, n)
+
+
+def _draw(fit: np.ndarray, configs: np.ndarray, tau2: tuple[float, float], w: tuple[float, float], n: int,
           rng: np.random.Generator) -> np.ndarray:
-    """n parametric draws (n × networks): the fit, one N(0, τ²) per configuration, one N(0, σ²_w) per network."""
-    dev = rng.normal(0, np.sqrt(tau2), (n, configs.max() + 1))[:, configs]
-    return fit[None, :] + dev + rng.normal(0, sd_w, (n, fit.size))
+    """n parametric draws (n × networks): the fit, one N(0, τ²) per configuration, one N(0, σ²_w) per network;
+    each draw's τ² and σ²_w drawn from their estimates' uncertainty (`_scaled`), since a plug-in null distribution
+    with a τ² estimated from few df is too narrow."""
+    sd_tau, sd_w = np.sqrt(_scaled(tau2, n, rng))[:, None], np.sqrt(_scaled(w, n, rng))[:, None]
+    dev = rng.standard_normal((n, configs.max() + 1))[:, configs] * sd_tau
+    return fit[None, :] + dev + rng.standard_normal((n, fit.size)) * sd_w

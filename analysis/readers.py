@@ -158,7 +158,7 @@ def analyze(reader_dir) -> dict:
 
 
 def reader_lines(res: dict | None, out: Path | None = None) -> list[str]:
-    """`study report`'s "## Readers" section from the reader study's results (analysis.analyse.reader_results), or []
+    """`study report`'s "## Readers" section from the reader study's results (analysis.compute.reader_results), or []
     without answers; with `out` (the report folder being built) also its LaTeX table, `out/tables/readers.tex`."""
     if res is None:
         return []

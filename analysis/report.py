@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from analysis.analyse import analyse
+from analysis.compute import analyse
 from analysis.render import write_report
 
 

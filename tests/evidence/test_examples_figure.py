@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.analyse import read_study
+from analysis.compute import read_study
 from analysis.examples_figure import INPUT, REFERENCE, examples_evidence, examples_lines, nice_ceiling
 from analysis.settings import window_of
 

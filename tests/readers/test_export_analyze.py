@@ -17,7 +17,7 @@ from PIL import Image
 from helpers import tiny_spec, write_spec
 from study.errors import StudyError
 from study.readers import layout
-from analysis.analyse import reader_results
+from analysis.compute import reader_results
 from analysis.readers import analyze, reader_lines
 
 
