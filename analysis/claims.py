@@ -278,13 +278,16 @@ class MetricClaims:
 
 
 def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[str], s: Settings,
-                 improving: dict[str, float] | None = None) -> tuple[list[Claim], dict[str, pd.DataFrame]]:
-    """Claims of every metric, cross-metric disagreements, and still-improving marks; and the contrast tables."""
-    claims, tables = [], {}
+                 improving: dict[str, float] | None = None) -> tuple[list[Claim], dict[str, pd.DataFrame], dict]:
+    """Claims of every metric, cross-metric disagreements, and still-improving marks; the contrast tables; and per
+    metric the per-network analysis they rest on (analysis.networks.Networks)."""
+    claims, tables, nets = [], {}, {}
     for m in metrics:
         mc = MetricClaims(per_image, trials, m, s)
         claims += mc.build()
+        nets[m] = mc.nets
         for name, t in mc.tables.items():
             tables.setdefault(name, []).append(t)
     claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []))
-    return mark_improving(claims, improving or {}), {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+    return (mark_improving(claims, improving or {}), {k: pd.concat(v, ignore_index=True) for k, v in tables.items()},
+            nets)

@@ -51,7 +51,7 @@ def analyse(results_dir: str | Path, metrics: list[str] | None = None, power: bo
     blocks = ({m: blocked(per_image, m, power, power_effect, st.settings.alpha) for m in metrics}
               if len(per_image) else {})
     order = blocks[metrics[0]].order if blocks else []
-    pairs = paper1_pairs(st, nets.tables if nets else {})
+    pairs = paper1_pairs(st, nets)
     return Evidence(
         study=st, design=design_facts(st), networks=nets, blocked=blocks,
         influence=influence_evidence(trials), lam_three_ways=lam_three_ways(trials),
@@ -68,14 +68,14 @@ def _networks(st: Study, improving: dict) -> NetworkEvidence:
     from analysis import guidelines
 
     s, metrics = st.settings, list(st.metrics)
-    claims, tables = study_claims(st.per_image, st.trials, metrics, s, improving)
+    claims, tables, per_metric = study_claims(st.per_image, st.trials, metrics, s, improving)
     who = guidelines.population_sentence(claims, s.min_patients, st.patients_known)
     context = {**_context(st.per_image, claims, st, improving), "patients_known": st.patients_known,
                "population_words": f"here: {who[0].lower()}{who[1:]}" if who else None}
     vb = tables.get("vs_best")
     shown = [m for m in metrics if vb is not None and (vb["metric"] == m).any()]
-    return NetworkEvidence(claims, tables, variance_table(st.per_image, metrics, st.min_effect, s.min_patients),
-                           per_patient_tables(st.per_image, shown), who, context)
+    return NetworkEvidence(claims, tables, variance_table(per_metric, st.min_effect),
+                           per_patient_tables(st.per_image, shown), who, context, per_metric)
 
 
 def _context(per_image: pd.DataFrame, claims: list[dict], st: Study, improving: dict) -> dict:

@@ -49,6 +49,7 @@ class NetworkEvidence:
     per_patient: dict[str, pd.DataFrame]  # metric → configuration × patient means of the 10 best
     population: str | None  # the sentence that says whom the claims are about
     context: dict  # what guidelines.md and Methods say about the unit, the thresholds, the replication
+    per_metric: dict = field(default_factory=dict)  # metric → analysis.networks.Networks (the per-network means)
 
 
 @dataclass(frozen=True)

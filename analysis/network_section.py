@@ -6,17 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.factors import design_networks
 from analysis.load import higher_is_better
 from analysis.networks import seeds_needed
 from analysis.markdown import MAX_ROWS, md_table, pformat
 
 
-def variance_table(per_image: pd.DataFrame, metrics: list[str], min_effect: dict[str, float],
-                   min_patients: int = 5) -> pd.DataFrame:
+def variance_table(nets: dict, min_effect: dict[str, float]) -> pd.DataFrame:
+    """One row per metric: the variance components of its per-network analysis (`nets`: metric → Networks)."""
     rows = []
-    for m in metrics:
-        v = design_networks(per_image, m, min_patients)[0].variance
+    for m, n in nets.items():
+        v = n.variance
         rows.append({"metric": m, "population": v.population, "sd_between_networks": v.sd_network,
                      "sd_test_set": v.test_term**0.5,
                      "sd_image_residual": v.ms_error**0.5 if v.ms_error == v.ms_error else float("nan"),

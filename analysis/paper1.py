@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.claims import Settings, verdict
-from analysis.factors import design_networks
 from analysis.influence import magnitudes
 from analysis.load import higher_is_better
 from analysis.networks import contrasts, tost
@@ -80,11 +79,10 @@ def paper_pairs(scores: pd.DataFrame, alpha: float = PAPER_ALPHA) -> pd.DataFram
 
 
 # -- the network-level analysis of the same pairs -------------------------------------------------------------------
-def network_pairs(per_image: pd.DataFrame, metric: str, pairs: pd.DataFrame, s: Settings) -> pd.DataFrame:
+def network_pairs(nets, metric: str, pairs: pd.DataFrame, s: Settings) -> pd.DataFrame:
     """The network-level contrast a − b of each pair (t on per-network means, all seeds; Holm over the pairs; TOST
     inside ± the smallest effect), its verdict from a's side and the winner it establishes (None unless better/worse
-    with at least `min_seeds` networks per configuration)."""
-    nets, _ = design_networks(per_image, metric)
+    with at least `min_seeds` networks per configuration). `nets`: the metric's analysis.networks.Networks."""
     have = set(nets.config_means.index)
     keep = [a in have and b in have for a, b in zip(pairs["a"], pairs["b"])]
     p = pairs.loc[keep, ["a", "b"]].reset_index(drop=True)

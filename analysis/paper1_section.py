@@ -47,7 +47,7 @@ def _ssim_note(spec: dict) -> str:
             "(`metric_window: full`).")
 
 
-def paper1_pairs(st, tables: dict) -> dict | None:
+def paper1_pairs(st, nets) -> dict | None:
     """ "As paper 1 analysed it" (st: analysis.evidence.Study): None unless `analysis.paper1` is set and the study
     has SSIM on ≥ 2 configurations; else the pairs table with what its text says."""
     per_image = st.per_image
@@ -57,8 +57,13 @@ def paper1_pairs(st, tables: dict) -> dict | None:
     if scores.shape[1] < 2:
         return None
     paper = paper_pairs(scores)
-    net = network_pairs(per_image, METRIC, paper, st.settings)
-    t = compare(paper, net, st.settings, METRIC, guideline_verdicts(tables.get("vs_best"), METRIC))
+    per_network = nets.per_metric.get(METRIC) if nets else None
+    if per_network is None:  # `study report --metric` without ssim: its per-network analysis, here only
+        from analysis.factors import design_networks
+
+        per_network = design_networks(per_image, METRIC, st.settings.min_patients)[0]
+    net = network_pairs(per_network, METRIC, paper, st.settings)
+    t = compare(paper, net, st.settings, METRIC, guideline_verdicts(nets.tables.get("vs_best") if nets else None, METRIC))
     return {"table": t, "k": scores.shape[1], "n_images": len(scores), "seeds": seeds, "note": note,
             "n_seeds": int(per_image.groupby("configuration")["run_key"].nunique().median())}
 

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from analysis.claims import Settings
+from analysis.factors import design_networks
 from analysis.paper1 import (PUBLISHED, compare, first_seed_scores, measured_vs_published, network_pairs,
                              paper_pairs)
 from analysis.report import update_report
@@ -43,7 +44,7 @@ def test_seed_luck_pair_is_listed_first_as_changed():
                        effect=lambda lv, pre, lam: 0.1 if (lv, pre, lam) == ("block3_conv2", "imagenet", 0.1) else 0.0)
     s = Settings()
     pw = paper_pairs(first_seed_scores(images, "ssim")[0])
-    t = compare(pw, network_pairs(images, "ssim", pw, s), s, "ssim")
+    t = compare(pw, network_pairs(design_networks(images, "ssim")[0], "ssim", pw, s), s, "ssim")
     assert t["changed"].any() and not t["changed"].all()
     first_unchanged = int(np.argmin(t["changed"].to_numpy()))
     assert t["changed"].iloc[:first_unchanged].all() and not t["changed"].iloc[first_unchanged:].any()
@@ -58,7 +59,7 @@ def test_planted_real_effect_is_not_changed():
     _, images = tables(seeds=(0, 1, 2), n_images=30, net_sd=0.05, effect=big)
     s = Settings()
     pw = paper_pairs(first_seed_scores(images, "ssim")[0])
-    t = compare(pw, network_pairs(images, "ssim", pw, s), s, "ssim").set_index(["a", "b"])
+    t = compare(pw, network_pairs(design_networks(images, "ssim")[0], "ssim", pw, s), s, "ssim").set_index(["a", "b"])
     winner = "block5_conv4 · medical · λ=0.01"
     row = t.loc[[i for i in t.index if winner in i and "pixel-only" in i][0]]
     assert row["winner"] == winner and row["net_winner"] == winner and not row["changed"]
@@ -69,7 +70,7 @@ def test_one_seed_is_not_testable_at_network_level():
     _, images = tables(seeds=(0,), n_images=15)
     s = Settings()
     pw = paper_pairs(first_seed_scores(images, "ssim")[0])
-    t = compare(pw, network_pairs(images, "ssim", pw, s), s, "ssim")
+    t = compare(pw, network_pairs(design_networks(images, "ssim")[0], "ssim", pw, s), s, "ssim")
     assert t["network_level"].str.startswith("not testable").all()
     assert t["changed"].tolist() == list(t["winner"].notna())
 
