@@ -22,6 +22,7 @@ import pandas as pd
 from analysis.load import BASELINE, block_key
 from analysis.pvalues import adjust
 from analysis.signed_rank import paired_tests
+from study.planning.grid import weighting_label  # the one place configuration labels are made
 
 FACTORS = ("loss", "feature_level", "pretraining", "lam", "weighting")
 MAX_LEVELS_ALL_PAIRS = 6
@@ -43,11 +44,6 @@ def with_weighting(per_image: pd.DataFrame) -> pd.DataFrame:
     x = per_image.copy()
     x["weighting"] = [weighting_label(lam, p) for lam, p in zip(x["lam"], x["psi_target"])]
     return x.drop(columns=["lam"])
-
-
-def weighting_label(lam, psi_target) -> str:
-    """How a trial weighted its perceptual term: "Ψ=<psi_target>" where a Ψ target was set, else "λ=<lam>"."""
-    return f"Ψ={psi_target:g}" if pd.notna(psi_target) else f"λ={float(lam):g}"
 
 
 def design_factors(per_image: pd.DataFrame) -> list[str]:

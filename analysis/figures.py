@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import style
+from analysis.load import BASELINE
 from analysis.style import metric_label
 
 TWINS = (".pdf",)  # written beside every PNG
@@ -79,7 +80,7 @@ def interaction_plot(cells: pd.DataFrame, metric: str, path: Path, x: str = "fea
         for level, row in means.iterrows():
             ax.plot(list(row.index), row.to_numpy(), marker="o", label=str(level))
         if reference is not None:
-            ax.axhline(reference, ls=":", color="grey", lw=1, label="pixel-only")
+            ax.axhline(reference, ls=":", color="grey", lw=1, label=BASELINE)
         ax.set_title(f"{style.factor_name(panel)} = {pv:g}" if isinstance(pv, float) else
                      f"{style.factor_name(panel)} = {pv}" if pv is not None else "", fontsize=9)
         ax.tick_params(axis="x", labelsize=8)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from analysis.effects import weighting_label
+from analysis.load import BASELINE
+from study.planning.grid import weighting_label
 from analysis.figures import save, subplots
 from analysis.style import metric_label
 from analysis.markdown import md_table
@@ -99,7 +100,7 @@ def metric_vs_psi(trials: pd.DataFrame, metric: str, path: Path) -> Path:
         ax.scatter(g["psi"], g[metric], s=18, label=f"{level} · {pre}")
     base = t[t["psi"].fillna(0) == 0]
     if len(base):
-        ax.axhline(base[metric].mean(), ls=":", color="grey", label="pixel-only")
+        ax.axhline(base[metric].mean(), ls=":", color="grey", label=BASELINE)
     ax.set_xlabel("measured Ψ (last epoch)")
     ax.set_ylabel(metric_label(metric, "test") + ", trial mean")
     ax.legend(fontsize=7)

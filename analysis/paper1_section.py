@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.load import BASELINE
 from analysis.markdown import MAX_ROWS, md_table
 from analysis.paper1 import (PAPER_ALPHA, PAPER_LAM, PUBLISHED_SOURCE, compare, first_seed_scores,
                              guideline_verdicts, measured_vs_published, network_pairs, paper_pairs,
@@ -23,7 +24,7 @@ def _scores(per_image: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int], str]
     note = ""
     if scores.shape[1] > MAX_CONFIGS:
         top = scores.mean().sort_values(ascending=False).index[:MAX_CONFIGS].tolist()
-        top += [c for c in ("pixel-only",) if c in scores and c not in top]
+        top += [c for c in (BASELINE,) if c in scores and c not in top]
         note = (f" With {scores.shape[1]} configurations ({scores.shape[1] * (scores.shape[1] - 1) // 2} pairs) only "
                 f"the pairs of the {MAX_CONFIGS} with the best first-seed mean (and pixel-only) are tested.")
         scores = scores[top]

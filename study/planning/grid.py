@@ -15,6 +15,18 @@ from study.spec import StudySpec
 from study.store.ids import short_hash
 
 NONE = "none"  # feature_level / pretraining of the pixel-only baseline
+BASELINE = "pixel-only"  # the baseline's configuration label (the analysis compares against it)
+
+
+def weighting_label(lam, psi_target=None) -> str:
+    """How a trial weights its perceptual term: "Ψ=<psi_target>" where a Ψ target is set, else "λ=<lam>"."""
+    if _set(psi_target):
+        return f"Ψ={psi_target:g}"
+    return f"λ={float(lam):g}"
+
+
+def _set(v) -> bool:
+    return v is not None and v == v  # not None, not NaN
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,9 @@ def configuration_label(feature_level: str, pretraining: str, lam: Optional[floa
                         loss: Optional[str] = None) -> str:
     if loss is not None:
         return loss if lam == 0 else f"{loss} · {configuration_label(feature_level, pretraining, lam, psi_target)}"
-    if psi_target is not None:
-        return f"{feature_level} · {pretraining} · Ψ={psi_target:g}"
-    if lam == 0:
-        return "pixel-only"
-    return f"{feature_level} · {pretraining} · λ={lam:g}"
+    if not _set(psi_target) and lam == 0:
+        return BASELINE
+    return f"{feature_level} · {pretraining} · {weighting_label(lam, psi_target)}"
 
 
 
