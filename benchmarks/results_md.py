@@ -40,5 +40,8 @@ def table(rows: list[dict]) -> str:
 
 
 def command() -> str:
-    return "python " + " ".join([str(Path(sys.argv[0]).relative_to(Path.cwd())) if Path(sys.argv[0]).is_absolute() and
+    """The command line that is running, as one can paste it (arguments quoted)."""
+    import shlex
+
+    return "python " + shlex.join([str(Path(sys.argv[0]).relative_to(Path.cwd())) if Path(sys.argv[0]).is_absolute() and
                                  Path.cwd() in Path(sys.argv[0]).parents else sys.argv[0], *sys.argv[1:]])
