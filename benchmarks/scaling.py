@@ -55,7 +55,7 @@ def main() -> None:
         reps.append({"trials": n, "configurations": k, "images": 50, "report, 3 metrics (s)": s})
     shutil.rmtree(root, ignore_errors=True)
     body = (f"Data preparation (phantom slices, parallel-beam simulation + FBP, 2 worker processes, cache written as "
-            f"memory-mappable .npy):\n\n{table(prep)}\n\nReport generation (`write_report`: the network-level "
+            f"memory-mappable .npy):\n\n{table(prep)}\n\nReport generation (`study report` = `analysis.analyse` + `analysis.write_report`: the network-level "
             f"analysis and guidelines — variance components, factor importance, level/depends/vs-best contrasts, Ψ "
             f"versus λ — then Friedman, pairwise Wilcoxon–Holm with bootstrap CIs, post-hoc matrices, factor effects, "
             f"sensitivity checks, figures as 150-dpi PNG plus a PDF twin each, LaTeX tables, provenance, HTML) on "
@@ -63,8 +63,9 @@ def main() -> None:
             f"per-network SD of 0.3 dB and a configuration × patient SD of 0.2 dB:\n\n{table(reps)}\n\n"
             f"**{reps[-1]['trials']} trials: {reps[-1]['report, 3 metrics (s)']:.1f} s** (target ≤ 60 s), with the "
             f"selection-honest claims (max-t over all 73,920 pairs of the 385 configurations per metric, the "
-            f"per-contrast test-set error, the parametric Ψ-λ bootstrap); before them (issue 27) the same command "
-            f"gave 49.2 s on 2026-11-28, and 40.3 s before the paper outputs on 2026-11-27.")
+            f"per-contrast test-set error, the parametric Ψ-λ bootstrap) and the compute/render split (issue 28); "
+            f"57.2 s before the split (2026-12-06), 49.2 s before the selection-honest claims (2026-11-28), and 40.3 s "
+            f"before the paper outputs (2026-11-27).")
     write_section("4. How cost grows: data preparation and report generation", command(), body)
 
 
