@@ -6,6 +6,7 @@ from study.cli import tools  # noqa: F401  simulate, pretrain, calibrate
 from study.cli import cluster  # noqa: F401  submit, run-trial, mlflow-server
 from study.cli import denoise  # noqa: F401  denoise
 from study.cli import readers  # noqa: F401  readers export, serve, analyze
+from study.cli import plan  # noqa: F401  plan
 from study.cli.app import app, main
 
 __all__ = ["app", "main"]

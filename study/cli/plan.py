@@ -1,0 +1,97 @@
+"""`study plan`: how many seeds the study needs, before it runs (analysis.planning: simulation with the report's
+own claims code, variance components from a pilot results folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from study.cli.app import app, console, user_errors
+from study.errors import StudyError
+
+
+def planned_trials(spec) -> "pd.DataFrame":  # noqa: F821
+    """The study's grid as a trials table (the columns analysis.planning.design_of reads)."""
+    import pandas as pd
+
+    from study.planning.grid import configuration_label
+    from study.planning.plan import plan
+
+    rows = [{"feature_level": t.feature_level, "pretraining": t.pretraining, "lam": t.lam if t.lam is not None
+             else float("nan"), "psi_target": t.psi_target, "status": "finished",
+             "configuration": configuration_label(t.feature_level, t.pretraining, t.lam, t.psi_target)}
+            for t in plan(spec, allow_missing_weights=True).trials if t.loss is None]
+    return pd.DataFrame(rows)
+
+
+@app.command("plan")
+@user_errors
+def plan_command(
+    study: Path = typer.Argument(..., help="study spec (YAML)"),
+    pilot: Optional[Path] = typer.Option(None, "--pilot", help="a finished results folder with ≥ 2 seeds on the same "
+                                         "data: its variance components and trial cost"),
+    budget: Optional[float] = typer.Option(None, "--budget", min=0, help="GPU-hours (trial-hours) available"),
+    power: float = typer.Option(0.8, "--power", min=0.05, max=0.99, help="power wanted for every claim family"),
+    metric: Optional[List[str]] = typer.Option(None, "--metric", help="metrics to plan for (default: the spec's "
+                                               "first; repeat for more)"),
+    reps: int = typer.Option(100, "--reps", min=10, help="synthetic studies per design and family"),
+    max_seeds: int = typer.Option(20, "--max-seeds", min=2),
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+):
+    """Power, false-claim rate, trial-hours and disk of candidate seeds per configuration; the cheapest design that
+    reaches --power within --budget."""
+    from analysis.planning import design_of, plan, read_pilot
+    from analysis.settings import analysis_spec_of, settings_of
+    from analysis.factors import design_networks
+    from analysis.networks import seeds_needed
+    from study.spec import load_spec
+
+    spec = load_spec(study, check_paths=False)
+    if pilot is None:
+        raise StudyError("study plan needs --pilot RESULTS_DIR (a finished study with ≥ 2 seeds on the same data): "
+                         "stated variance components (`analysis.prior`) are not supported yet")
+    raw = spec.model_dump(mode="json")
+    settings = settings_of(study.parent, raw, analysis_spec_of(study.parent, raw))  # the planned study's settings
+    metrics = list(metric or spec.metrics[:1])
+    pil, per_image = read_pilot(pilot, settings.min_patients, metrics)
+    grid = planned_trials(spec)
+    design, per_seed = design_of(grid, per_image), int(grid["configuration"].nunique())
+    out = []
+    for m in metrics:
+        if m not in pil.components:
+            raise StudyError(f"--metric {m!r}: the pilot {pilot} has no {m} that the planner can simulate")
+        guess = seeds_needed(design_networks(per_image, m, settings.min_patients)[0].variance, settings.effect(m),
+                             power, settings.alpha, max_seeds)
+        start = int(guess) if guess == guess and guess != float("inf") else max_seeds
+        out.append(plan(_with(pil, design), m, settings, start, power, budget, max_seeds, reps, per_seed=per_seed))
+    result = {"recommended": out[0]["recommended"], "designs": out[0]["designs"], "metrics": out}
+    if as_json:
+        print(json.dumps(result, indent=1, default=float))
+        return
+    _print(out)
+
+
+def _with(pil, design):
+    from dataclasses import replace
+
+    return replace(pil, design=design)
+
+
+def _print(out: list[dict]) -> None:
+    from rich.table import Table
+
+    for p in out:
+        table = Table(title=f"{p['metric']}: seeds per configuration (power target {p['power_target']:g})")
+        for col in ("seeds", "min power", "power per family", "false claims", "trials", "trial-hours"):
+            table.add_column(col)
+        for d in p["designs"]:
+            fam = ", ".join(f"{k} {v:.2f}" for k, v in d["power"].items())
+            table.add_row(str(d["seeds"]), f"{d['min_power']:.2f}", fam, f"{d['false_claim']:.2f}", str(d["trials"]),
+                          f"{d['trial_hours']:.2f}")
+        console.print(table)
+        rec = p["recommended"]
+        console.print(f"recommended: {rec['seeds']} seeds per configuration ({rec['trial_hours']:.2f} trial-hours)"
+                      if rec else "no candidate reaches the power target within the budget")
