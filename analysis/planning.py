@@ -210,3 +210,19 @@ def read_pilot(results_dir, min_patients: int, metrics: list[str] | None = None)
              for k in done["run_key"] if (Path(results_dir) / "trials" / k).is_dir()]
     disk = float(np.median(sizes)) / 1e9 if sizes else None
     return Pilot(design_of(st.trials, per_image), comps, wall, disk), per_image
+
+
+def prior_components(prior, metric: str) -> Components:
+    """Stated components (study.spec.Prior, in the metric's unit) in the units of analysis.simulate."""
+    unit = abs(METRIC_SCALE.get(metric, (0.0, 1.0))[1])
+    return Components(net_sd=prior.network_sd / unit, config_patient_sd=prior.patient_sd / unit,
+                      config_image_sd=prior.image_sd / unit, residual_sd=prior.residual_sd / unit)
+
+
+def prior_pilot(grid: pd.DataFrame, priors: dict, trial_hours: float, disk_gb: float | None) -> Pilot:
+    """A Pilot from the spec's `analysis.prior` (every metric stated there) and the study's grid."""
+    first = next(iter(priors.values()))
+    images = pd.DataFrame({"image_id": [f"p{p}-{i}" for p in range(first.patients) for i in range(first.slices)],
+                           "patient": [f"P{p}" for p in range(first.patients) for _ in range(first.slices)]})
+    comps = {m: prior_components(v, m) for m, v in priors.items() if m in METRIC_SCALE}
+    return Pilot(design_of(grid, images), comps, trial_hours, disk_gb)

@@ -45,33 +45,69 @@ def plan_command(
     reaches --power within --budget."""
     from analysis.planning import design_of, plan, read_pilot
     from analysis.settings import analysis_spec_of, settings_of
-    from analysis.factors import design_networks
-    from analysis.networks import seeds_needed
     from study.spec import load_spec
 
     spec = load_spec(study, check_paths=False)
-    if pilot is None:
-        raise StudyError("study plan needs --pilot RESULTS_DIR (a finished study with ≥ 2 seeds on the same data): "
-                         "stated variance components (`analysis.prior`) are not supported yet")
     raw = spec.model_dump(mode="json")
     settings = settings_of(study.parent, raw, analysis_spec_of(study.parent, raw))  # the planned study's settings
     metrics = list(metric or spec.metrics[:1])
-    pil, per_image = read_pilot(pilot, settings.min_patients, metrics)
     grid = planned_trials(spec)
-    design, per_seed = design_of(grid, per_image), int(grid["configuration"].nunique())
+    per_seed = int(grid["configuration"].nunique())
+    if pilot is not None:
+        pil, per_image = read_pilot(pilot, settings.min_patients, metrics)
+        pil, source = _with(pil, design_of(grid, per_image)), f"pilot {pilot}"
+    else:
+        pil, source = _from_prior(spec, study, grid, metrics), f"analysis.prior of {study}"
     out = []
     for m in metrics:
         if m not in pil.components:
-            raise StudyError(f"--metric {m!r}: the pilot {pilot} has no {m} that the planner can simulate")
-        guess = seeds_needed(design_networks(per_image, m, settings.min_patients)[0].variance, settings.effect(m),
-                             power, settings.alpha, max_seeds)
-        start = int(guess) if guess == guess and guess != float("inf") else max_seeds
-        out.append(plan(_with(pil, design), m, settings, start, power, budget, max_seeds, reps, per_seed=per_seed))
+            raise StudyError(f"--metric {m!r}: the {source} has no {m} that the planner can simulate")
+        start = _closed_form(pil, m, settings, power, max_seeds)
+        out.append(plan(pil, m, settings, start, power, budget, max_seeds, reps, per_seed=per_seed))
     result = {"recommended": out[0]["recommended"], "designs": out[0]["designs"], "metrics": out}
     if as_json:
         print(json.dumps(result, indent=1, default=float))
         return
     _print(out)
+
+
+def _from_prior(spec, study: Path, grid, metrics: list[str]):
+    """The Pilot the spec's `analysis.prior` states, its cost from the dry run's estimate (study.planning.estimate)."""
+    from analysis.planning import prior_pilot
+    from study.planning.estimate import estimate
+    from study.planning.plan import plan
+
+    priors = spec.analysis.prior
+    if not priors:
+        raise StudyError(f"{study}: study plan needs --pilot RESULTS_DIR (a finished study with ≥ 2 seeds on the same "
+                         "data) or stated variance components in analysis.prior")
+    missing = [m for m in metrics if m not in priors]
+    if missing:
+        raise StudyError(f"{study}: field 'analysis.prior' states no {', '.join(missing)} (it has {', '.join(priors)})")
+    p = plan(spec, allow_missing_weights=True)
+    est = estimate(p, states={t.run_key: "pending" for t in p.trials})  # the whole study, as if nothing had run
+    per_trial = est.seconds / 3600 / est.n_trials if est.seconds and est.n_trials else float("nan")
+    disk = est.disk / 1e9 / est.n_trials if est.n_trials else None
+    return prior_pilot(grid, {m: priors[m] for m in metrics}, per_trial, disk)
+
+
+def _closed_form(pil, metric: str, settings, power: float, max_seeds: int) -> int:
+    """Where the search starts: the seeds a two-configuration contrast needs (noncentral t), from the components."""
+    from scipy import stats as sps
+
+    from analysis.simulate import METRIC_SCALE
+
+    c, unit = pil.components[metric], abs(METRIC_SCALE[metric][1])
+    delta, d = settings.effect(metric) / unit, pil.design
+    test = 2 * (c.config_patient_sd**2 / d.patients + (c.config_image_sd**2 + c.residual_sd**2 / max_seeds)
+                / (d.patients * d.slices))
+    for n in range(2, max_seeds + 1):
+        se = (2 * c.net_sd**2 / n + test) ** 0.5
+        df = max(len(d.configurations()) * (n - 1), 1)
+        crit = sps.t.ppf(1 - settings.alpha / 2, df)
+        if se > 0 and sps.nct.sf(crit, df, delta / se) >= power:
+            return n
+    return max_seeds
 
 
 def _with(pil, design):

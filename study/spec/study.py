@@ -100,6 +100,18 @@ class SearchSpec(StrictModel):
         return self
 
 
+class Prior(StrictModel):
+    """Stated variance components of one metric (in its unit) and the test set, for `study plan` without a pilot."""
+
+    network_sd: float = Field(ge=0, description="SD between trained networks (seeds) of one configuration, of their "
+                              "test-set means")
+    patient_sd: float = Field(0.0, ge=0, description="SD of a configuration × patient interaction")
+    image_sd: float = Field(0.0, ge=0, description="SD of a configuration × image interaction")
+    residual_sd: float = Field(gt=0, description="SD of a network's per-image score around its configuration's")
+    patients: int = Field(1, ge=1, description="test patients")
+    slices: int = Field(ge=2, description="test slices per patient")
+
+
 class AnalysisSpec(StrictModel):
     """How the report turns results into guidelines."""
 
@@ -114,6 +126,8 @@ class AnalysisSpec(StrictModel):
                               "claim holds for these test patients only")
     psi_min_effect: float = Field(0.05, gt=0, lt=1, description="smallest difference in variance explained "
                                   "(within feature level × pretraining) for 'Ψ explains the metric better than λ'")
+    prior: dict[MetricName, Prior] = Field(default_factory=dict, description="stated variance components per metric, "
+                                           "for `study plan` without --pilot")
     paper1: bool = Field(False, description="add paper 1's own analysis to the report (every pair of configurations "
                          "by an uncorrected Wilcoxon on per-image SSIM of the first seed's networks, |Cohen's d|), "
                          "beside the network-level verdicts, and its published loss magnitudes beside the measured ones")

@@ -71,4 +71,21 @@ def test_a_design_is_simulated_the_same_way_twice(tmp_path):
 def test_plan_without_a_pilot_says_what_it_needs(tmp_path):
     path = write_spec(tmp_path, tiny_spec(tmp_path))
     res = CliRunner().invoke(app, ["plan", str(path)])
-    assert res.exit_code == 2 and "--pilot" in res.output
+    assert res.exit_code == 2 and "--pilot" in res.output and "analysis.prior" in res.output
+
+
+def test_plan_from_stated_components_more_noise_needs_more_seeds(tmp_path):
+    """analysis.prior instead of a pilot (cost from the dry run's estimate): a noisier network SD needs more seeds."""
+    seeds = []
+    for sd in (0.15, 0.3):
+        spec = tiny_spec(tmp_path, name=f"prior{int(sd * 10)}", factors={
+            "feature_level": ["block1_conv2"], "pretraining": ["random"], "lam": [0, 0.01, 0.1], "seed": [0]},
+            analysis={"min_effect": {"psnr": 0.5},
+                      "prior": {"psnr": {"network_sd": sd, "residual_sd": 0.5, "slices": 10}}})
+        res = CliRunner().invoke(app, ["plan", str(write_spec(tmp_path, spec, f"s{sd}.yaml")), "--json",
+                                       "--reps", "10", "--max-seeds", "16"])
+        assert res.exit_code == 0, res.output
+        rec = json.loads(res.output)["recommended"]
+        assert rec is not None and set(rec["power"]) == {"lam", "best"} and rec["trial_hours"] > 0
+        seeds.append(rec["seeds"])
+    assert seeds[0] < seeds[1]
