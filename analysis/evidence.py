@@ -115,8 +115,7 @@ class Evidence:
     influence: Influence | None = None
     lam_three_ways: pd.DataFrame | None = None
     published: pd.DataFrame | None = None  # paper 1's published magnitudes beside the measured ones
-    paper1_pairs: pd.DataFrame | None = None
-    paper1_notes: dict = field(default_factory=dict)
+    paper1_pairs: dict | None = None  # analysis.paper1_section.paper1_pairs: the table and what its text says
     convergence: pd.DataFrame | None = None
     improving: dict = field(default_factory=dict)
     examples: Examples | None = None
