@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.claims import Settings, study_claims
+from analysis.effects import level_label
 from analysis.judge import best_beats, other_firm
 from analysis.load import BASELINE
 from analysis.simulate import METRIC_SCALE, Components, Design, study_tables
@@ -97,13 +98,12 @@ def _planted(factor: str, level, delta: float):
 
 def _found_level(factor: str, a, b, alpha: float):
     """The level contrast a − b is separated at α in a's favour (the family's max-t test), from the levels table."""
-    name = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
 
     def judge(tables: dict) -> bool:
         t = tables.get("levels")
         if t is None:
             return False
-        r = t[(t["factor"] == factor) & (t["a"].astype(str) == name(a)) & (t["b"].astype(str) == name(b))]
+        r = t[(t["factor"] == factor) & (t["a"].astype(str) == level_label(a)) & (t["b"].astype(str) == level_label(b))]
         return bool(len(r) and (r["p_adj"] < alpha).any() and (r["estimate"] > 0).any())
     return judge
 

@@ -127,7 +127,7 @@ class Deviation:
         subtracted, the floor kept): a point estimate of 0 from few configurations must not make the null narrow."""
         if not (self.df > 0 and np.isfinite(self.ms)):
             return np.full(n, self.point)
-        return np.maximum(self.ms * self.df / rng.chisquare(self.df, n) - self.noise, max(self.floor, 0.0))
+        return np.maximum(_scaled((self.ms, self.df), n, rng) - self.noise, max(self.floor, 0.0))
 
 
 def _fits(x: pd.DataFrame, y: np.ndarray, cell: np.ndarray, lp: np.ndarray, ll: np.ndarray,
