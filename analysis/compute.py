@@ -21,6 +21,7 @@ from analysis.network_section import per_patient_tables, variance_table
 from analysis.paper1_section import paper1_pairs, published_table
 from analysis.provenance import provenance
 from analysis.psi_calibration import lam_three_ways
+from analysis.stages_section import stages_evidence
 from analysis.settings import analysis_spec_of, patients_known, settings_of, spec_of, window_of
 from study.errors import StudyError
 
@@ -61,7 +62,7 @@ def analyse(results_dir: str | Path, metrics: list[str] | None = None, power: bo
         consistency=consistency_evidence(st.results_dir, trials, per_image, metrics),
         extra_means={name: extra_means(images, metrics) for name, images in st.extra.items()},
         search=search_trials(st.results_dir), readers=reader_results(st.results_dir),
-        provenance=provenance(st.results_dir.resolve(), trials))
+        provenance=provenance(st.results_dir.resolve(), trials), stages=stages_evidence(st.results_dir, trials))
 
 
 def _networks(st: Study, improving: dict) -> NetworkEvidence:

@@ -124,6 +124,7 @@ class Evidence:
     search: pd.DataFrame | None = None  # the Optuna refinement trials
     readers: dict | None = None  # the reader study's results (or {"error": ...})
     provenance: dict = field(default_factory=dict)
+    stages: dict | None = None  # an adaptive study's stage record (analysis.stages_section)
 
     @property
     def claims(self) -> list[dict]:

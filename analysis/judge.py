@@ -50,7 +50,7 @@ def other_firm(claims: list[dict], truth: dict) -> bool:
                or (c["kind"] == "factor_importance" and (c["p_adj"] or 1) < ALPHA) for c in claims)
 
 
-def _level_gap(truth: dict, c: dict, factor: str, a: str, b: str) -> float:
+def level_gap(truth: dict, c: dict, factor: str, a: str, b: str) -> float:
     t = _truth(truth, c).drop("pixel-only", errors="ignore")
     level = t.index.to_series().map(lambda s: _level_of(s, factor))
     return float(t[level == a].mean() - t[level == b].mean())
@@ -67,11 +67,11 @@ def pretraining_claim(claims: list[dict], truth: dict) -> bool:
     for c in claims:
         if c["kind"] in ("better", "worse") and c.get("factor") == "pretraining":
             a, b = c["subject"].split("=", 1)[1], c["reference"].split("=", 1)[1]
-            gap = _sign(c["metric"]) * _level_gap(truth, c, "pretraining", a, b)
+            gap = _sign(c["metric"]) * level_gap(truth, c, "pretraining", a, b)
             if (gap <= 1e-12) if c["kind"] == "better" else (gap >= -1e-12):
                 return True
         if c["kind"] == "factor_importance" and c["subject"] == "pretraining" and (c["p_adj"] or 1) < ALPHA:
-            if abs(_level_gap(truth, c, "pretraining", "imagenet", "medical")) <= 1e-12:
+            if abs(level_gap(truth, c, "pretraining", "imagenet", "medical")) <= 1e-12:
                 return True
     return False
 

@@ -17,6 +17,7 @@ from analysis import guidelines
 from analysis.consistency_section import consistency_lines
 from analysis.convergence import convergence_lines
 from analysis.design_section import design_lines
+from analysis.stages_section import stages_lines
 from analysis.evidence import Evidence
 from analysis.examples_figure import examples_lines
 from analysis.figures import report_style
@@ -51,7 +52,7 @@ def write_report(evidence: Evidence, out_dir: str | Path) -> Path:
 def _lines(ev: Evidence, out: Path) -> list[str]:
     st, nets = ev.study, ev.networks
     lines = [f"# Study report: {st.name}", "", *summary_lines(ev), *design_lines(ev.design, st),
-             *skipped_metrics_lines(st.trials)]
+             *stages_lines(ev.stages), *skipped_metrics_lines(st.trials)]
     lines += perceptual_influence_lines(ev.influence, st.trials, out)
     lines += lam_lines(ev.lam_three_ways, out)
     lines += published_lines(ev.published, st, out)

@@ -35,9 +35,16 @@ def analysis_spec_of(results_dir: Path, spec: dict | None = None):
 
 
 def settings_of(results_dir: Path, spec: dict | None = None, a=None) -> Settings:
-    """The claims' settings (α, smallest effects, replication) from the study's validated `analysis:` section."""
+    """The claims' settings (α, smallest effects, replication) from the study's validated `analysis:` section; an
+    adaptive study's α is what its stage-1 screen left (α₂ = α − α₁)."""
     a = a or analysis_spec_of(results_dir, spec)
-    return Settings(alpha=a.alpha, min_effect=dict(a.min_effect), min_seeds=a.min_seeds, min_patients=a.min_patients,
+    adaptive = (spec_of(results_dir) if spec is None else spec).get("adaptive")
+    alpha = a.alpha
+    if isinstance(adaptive, dict):  # an adaptive study: its stage-1 screen spent α₁ of α (analysis.adaptive)
+        from analysis.adaptive import final_alpha
+
+        alpha = final_alpha(a.alpha, adaptive.get("screen_alpha"))
+    return Settings(alpha=alpha, min_effect=dict(a.min_effect), min_seeds=a.min_seeds, min_patients=a.min_patients,
                     psi_min_effect=a.psi_min_effect)
 
 

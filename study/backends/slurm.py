@@ -132,6 +132,7 @@ def render_array(spec: StudySpec, spec_path: Path, out: Path, keys_file: Path, n
     values = _common(spec, spec_path, out, array)
     values["KEYS"] = quote_path(Path(keys_file).resolve(), "run-key list")
     fin = _common(spec, spec_path, out, _sbatch_lines(s, job_name(spec) + "-report", mode="finalize"))
+    fin["NEXT"] = "--submit-next-stage" if spec.adaptive else ""  # an adaptive study's stage 2 is queued from here
     return [Job("array", _fill("array.sbatch", values), _log_args(out, "array-%A_%a.out")),
             Job("finalize", _fill("finalize.sbatch", fin), _log_args(out, "report-%j.out"))]
 

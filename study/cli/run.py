@@ -26,6 +26,9 @@ def run(
     report_only: bool = typer.Option(False, "--report-only",
                                      help="run no trial: collect the trial folders into tables, MLflow and the report"),
     wait: bool = typer.Option(False, "--wait", help="if another driver is running this study, wait for it to end"),
+    submit_next_stage: bool = typer.Option(False, "--submit-next-stage", help="with --report-only (the SLURM collect "
+                                           "job of an adaptive study): once stage 1 is over, decide stage 2 and "
+                                           "`study submit` its trials"),
 ):
     """Run every trial not yet finished, then write the report."""
     from study.interrupt import sigterm_exits
@@ -37,8 +40,22 @@ def run(
         p = run_study(spec, output=output, backend=backend.value if backend else None, max_concurrent=max_concurrent,
                       resume=resume, dry_run=dry_run, console=console, spec_text=study.read_text(),
                       run_trials=not report_only, wait=wait, all_rows=all_rows)
+    if submit_next_stage and report_only and spec.adaptive:
+        _submit_stage_two(spec, p)
     if not dry_run and any(s == "failed" for s in p.states().values()):
         raise typer.Exit(1)  # the report is written; a rerun retries the failed trials
+
+
+def _submit_stage_two(spec, p) -> None:
+    """Submit the stage-2 trials the collect job has just decided (none pending: nothing to submit)."""
+    from study.planning.plan import plan
+    from study.running.submit import submit_study
+
+    p2 = plan(spec, p.out)
+    states = p2.states()
+    if any(states[k] != "finished" for k, stage in p2.stage.items() if stage == 2):
+        jobs, _ = submit_study(spec, output=p.out)
+        console.print("adaptive: stage 2 submitted: " + ", ".join(f"{j.name} {j.job_id}" for j in jobs))
 
 
 @app.command()

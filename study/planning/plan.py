@@ -1,9 +1,10 @@
 """The plan of a study: its trials (grid + run keys), the trial table a dry run prints, and each trial's spec (the
-pure-function input of `study.trial`). Reads nothing but the spec and the weights files' hashes; writes nothing."""
+pure-function input of `study.trial`). Reads nothing but the spec, the weights files' hashes and an adaptive study's
+stage record; writes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from study.data.cache import data_id as make_data_id, tiled_steps
 from study.planning.grid import Trial, expand, keyed
+from study.planning.stages import staged, with_all_seeds
 from study.encoders.cache import encoder_key
 from study.errors import StudyError
 from study.spec import StudySpec
@@ -27,6 +29,7 @@ class Plan:
     trials: list[Trial]
     data_id: str
     encoder_keys: dict[str, str]
+    stage: dict[str, int] = field(default_factory=dict)  # adaptive studies: run key → stage (1, 2)
 
     def states(self) -> dict[str, str]:
         if not (self.out / "trials").is_dir():  # nothing started: no need to look for 10⁵ trial folders
@@ -37,7 +40,8 @@ class Plan:
         """One row per trial for grid.json and the tables: run key, configuration and factors (the run keys a Ψ
         trial takes its λ from stay in its config, not in the tables)."""
         return [{"run_key": t.run_key, "configuration": t.configuration, "psi_target": None,
-                 **{k: v for k, v in t.factors().items() if k != "lam_from"}} for t in self.trials]
+                 **{k: v for k, v in t.factors().items() if k != "lam_from"},
+                 **({"stage": self.stage[t.run_key]} if self.stage else {})} for t in self.trials]
 
 
 def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_weights: bool = False) -> Plan:
@@ -47,10 +51,13 @@ def plan(spec: StudySpec, output: Optional[str | Path] = None, *, allow_missing_
     did = make_data_id(spec.data)
     keys = {name: encoder_key(spec.encoder(name), did, allow_missing=allow_missing_weights)
             for name in used_encoders(spec)}
-    trials = expand(spec, did, keys)
+    trials = expand(with_all_seeds(spec) if spec.adaptive else spec, did, keys)
+    stage = {}
+    if spec.adaptive:  # stage 1, and the seeds a recorded stage-2 decision added (study.planning.stages)
+        trials, stage = staged(spec, trials, out)
     if spec.training.psi_calibration == "converged":
         trials = _with_converged_lams(spec, trials, did, keys, allow_missing_weights)
-    return Plan(spec, out, trials, did, keys)
+    return Plan(spec, out, trials, did, keys, stage)
 
 
 def used_encoders(spec: StudySpec) -> list[str]:

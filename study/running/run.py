@@ -15,9 +15,11 @@ from rich.console import Console
 
 from study.errors import StudyError
 from study.planning.plan import Plan, plan, print_table, trial_spec, trial_specs
+from study.planning.stages import STAGES_FILE
 from study.progress import progress_bar
 from study.running.live import Live
 from study.running.prepare import prepare, start_folder
+from study.running.stages import decide, stage_pending
 from study.spec import StudySpec
 from study.store.results import read_record, trial_dir, write_json, write_tables
 from study.trial.train import TrialSpec
@@ -66,7 +68,7 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     states = p.states()
     todo_keys = {k for k, s in states.items() if s != "finished"} if run_trials else set()
     if (run_trials and not todo_keys and not spec.search and (p.out / "report" / "report.md").is_file()
-            and _tracking_settled(p)):
+            and _tracking_settled(p) and not stage_pending(p)):
         console.print(f"[green]all {len(p.trials)} trials already finished[/green] — nothing to run ({p.out})")
         return p
 
@@ -78,10 +80,16 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     todo = [s for s in specs if s.run_key in todo_keys]
     opts = Options(cpu=spec.resources.cpu, gpu=spec.resources.gpu, max_concurrent=max_concurrent or spec.max_concurrent,
                    storage=str(p.out / "ray"), retries=spec.resources.retries)
-    with _live(p, todo, tracker, console) as live:
-        clock["trials_started"] = time.time()
-        _run_phases(p, todo, get_backend(backend or spec.backend), opts, live, data, encoders)
-        clock["trials_ended"] = time.time()
+    runner = get_backend(backend or spec.backend)
+    clock["trials_started"] = time.time()
+    if todo or not spec.adaptive:
+        with _live(p, todo, tracker, console) as live:
+            _run_phases(p, todo, runner, opts, live, data, encoders)
+    if spec.adaptive and run_trials:
+        p = _stage_two(p, runner, opts, tracker, console, spec_text, (data, encoders))
+    elif spec.adaptive:  # collecting (SLURM): stage 2 decided and recorded here, its trials submitted by the CLI
+        p = _decided(p, console, spec_text)
+    clock["trials_ended"] = time.time()
 
     if spec.search and run_trials:
         from study.running.refine import refine
@@ -113,6 +121,32 @@ def _run_locked(p: Plan, backend, max_concurrent, console: Console, spec_text, w
     return p
 
 
+def _decided(p: Plan, console: Console, spec_text) -> Plan:
+    """The plan with stage 2 once stage 1 is over (decided and recorded now if it was not; grid.json rewritten)."""
+    p2 = decide(p, console)
+    if p2 is None:
+        return p
+    start_folder(p2, spec_text)  # grid.json with the stage-2 trials
+    return p2
+
+
+def _stage_two(p: Plan, runner, opts, tracker, console: Console, spec_text, prepared) -> Plan:
+    """An adaptive study once stage 1 is over: stage 2 decided and recorded (study.running.stages), its grid
+    written, its trials run; the plan of both stages (as it was when stage 2 had been decided already)."""
+    p2 = _decided(p, console, spec_text)
+    if p2 is p:
+        return p
+    states = p2.states()
+    keys = {k for k, st in p2.stage.items() if st == 2 and states[k] != "finished"}
+    if not keys:
+        return p2
+    data, encoders = prepared if prepared[0] is not None else prepare(p2, console)
+    todo = [trial_spec(p2, t, data, encoders) for t in p2.trials if t.run_key in keys]
+    with _live(p2, todo, tracker, console, label="stage 2") as live:
+        _run_phases(p2, todo, runner, opts, live, data, encoders)
+    return p2
+
+
 @contextmanager
 def _live(p: Plan, todo: list[TrialSpec], tracker, console: Console, label: str = "trials") -> Iterator[Live]:
     """A progress bar and the `Live` view fed by the backend's events, MLflow written on a writer thread; however the
@@ -135,12 +169,16 @@ def _live(p: Plan, todo: list[TrialSpec], tracker, console: Console, label: str 
 
 
 def _close_runs(p: Plan, tracker) -> None:
-    """MLflow runs of trials whose record exists but whose run was not closed (e.g. the driver was killed)."""
+    """MLflow runs of trials whose record exists but whose run was not closed (e.g. the driver was killed); an
+    adaptive study's runs tagged with their stage, its stage record an artifact of the parent run."""
     for t in p.trials:
         rec = read_record(trial_dir(p.out, t.run_key))
         if rec is not None:
             tracker.trial_run(t.run_key, f"{t.configuration} · seed {t.seed}")
             tracker.finish(t.run_key, rec, trial_dir(p.out, t.run_key))
+            if p.stage:
+                tracker.tag_run(t.run_key, "stage", str(p.stage[t.run_key]))
+    tracker.log_file(p.out / STAGES_FILE)
 
 
 def _run_phases(p: Plan, todo: list[TrialSpec], backend, opts, live: "Live", data, encoders) -> None:

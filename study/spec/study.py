@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from study.encoders.layers import LAYER_END
+from study.spec.adaptive import Adaptive
 from study.spec.metric_names import CT_METRICS, METRICS, MIN_EFFECT, MetricName
 from study.spec.parts import (BUILTIN_LOSSES, BUILTIN_PRETRAININGS, DataSpec, EncoderSpec, LossSpec, ModelSpec,
                               TrainingSpec, WINDOWS, Window, NAME_PATTERN, StrictModel)
@@ -174,6 +175,8 @@ class StudySpec(StrictModel):
                                          "extra (pip install 'study[search]') and backend: ray")
     slurm: SlurmSpec = SlurmSpec()
     analysis: AnalysisSpec = AnalysisSpec()
+    adaptive: Optional[Adaptive] = Field(None, description="seeds in two stages: stage 2 adds seeds only where the "
+                                         "stage-1 networks say they are needed (docs/planning.md)")
 
     @field_validator("name")
     @classmethod
@@ -223,6 +226,7 @@ class StudySpec(StrictModel):
         if ct and self.data.source != "phantom":
             raise ValueError(f"metrics {ct} need the phantom's lesion and outline geometry (data.source: phantom); "
                              f"the source is {self.data.source!r}")
+        self._check_adaptive()
         if self.search and self.factors.loss:
             raise ValueError("search: the Optuna refinement tunes λ/Ψ of paper 1's grid; it does not combine with "
                              "factors.loss")
@@ -230,6 +234,28 @@ class StudySpec(StrictModel):
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$", name):
                 raise ValueError(f"losses: bad name {name!r}")
         return self
+
+    def _check_adaptive(self) -> None:
+        a = self.adaptive
+        if a is None:
+            return
+        if a.metric is not None and a.metric not in self.metrics:
+            raise ValueError(f"adaptive.metric: {a.metric!r} is not one of metrics {self.metrics}")
+        if a.min_seeds < self.analysis.min_seeds:
+            raise ValueError(f"adaptive.min_seeds ({a.min_seeds}) is below analysis.min_seeds "
+                             f"({self.analysis.min_seeds}): stage 1 alone could then make no claim")
+        if a.screen_alpha is not None and not a.screen_alpha < self.analysis.alpha:
+            raise ValueError(f"adaptive.screen_alpha ({a.screen_alpha}) must be below analysis.alpha "
+                             f"({self.analysis.alpha})")
+        if self.search:
+            raise ValueError("adaptive: the Optuna refinement (search) does not combine with adaptive seeds")
+        if self.training.psi_pilot == "self":
+            raise ValueError("adaptive: training.psi_pilot: self would change its Ψ trials' run keys at stage 2 "
+                             "(their λ comes from every fixed-λ seed); use a pilot folder")
+
+    @property
+    def adaptive_metric(self) -> str:
+        return (self.adaptive.metric if self.adaptive and self.adaptive.metric else self.metrics[0])
 
     @property
     def window(self) -> Window:

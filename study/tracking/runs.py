@@ -230,6 +230,11 @@ class Tracker:
         if Path(report_dir).is_dir():
             self.client.log_artifacts(self.parent_id, str(report_dir), artifact_path="report")
 
+    def log_file(self, path: Path) -> None:
+        """One file of the results folder (e.g. an adaptive study's stages.json) as an artifact of the parent run."""
+        if Path(path).is_file():
+            self.client.log_artifact(self.parent_id, str(path))
+
     def close(self, all_finished: bool) -> None:
         self.client.set_terminated(self.parent_id, "FINISHED" if all_finished else "FAILED")
 
