@@ -29,6 +29,7 @@ import pandas as pd
 
 from analysis.claim import Claim
 from analysis.cross_metric import best_disagreements, disagreements, mark_improving
+from analysis.decide import plan_rest, with_plans
 from analysis.factors import (configuration_cells, design_networks, importance, interaction_weights, level_pairs,
                               level_weights, levels, marginal_means, simple_weights)
 from analysis.load import BASELINE, higher_is_better
@@ -105,11 +106,13 @@ class MetricClaims:
         self.seeds = int(self.nets.config_counts.median())  # typical networks per configuration (a failed seed aside)
         self.claims: list[Claim] = []
         self.tables: dict[str, pd.DataFrame] = {}
+        self.contrasts: dict[int, tuple] = {}  # claim position → (family row, weights): what more would decide it
         self.trials = trials
 
     def claim(self, kind: str, subject, reference, row, family: str, test: str | None = None,
-              weights: list[Claim] | None = None, **extra) -> dict:
-        """One claim; `weights`: the contrasts it asserts, whose networks decide whether it is replicated."""
+              weights: list[Claim] | None = None, contrast: dict | None = None, **extra) -> dict:
+        """One claim; `weights`: the contrasts it asserts, whose networks decide whether it is replicated;
+        `contrast`: the one of `row` (default: the only one of `weights`)."""
         nets = min((effective_networks(w, self.nets.config_counts) for w in weights), default=float("nan")) \
             if weights else float("nan")
         c = Claim.of({"metric": self.metric, "kind": kind, "subject": subject, "reference": reference,
@@ -117,6 +120,7 @@ class MetricClaims:
                       "ci_high": float(row["ci_high"]), "p_adj": float(row["p_adj"]),
                       "test": test or t_test(self.population), "family": family, "n_networks": int(row["n_networks"]),
                       **self.n, "min_effect": self.delta, "networks_per_side": nets, **extra})
+        self.contrasts[len(self.claims)] = (row, contrast or (weights[0] if weights and len(weights) == 1 else None))
         self.claims.append(c)
         return c
 
@@ -136,6 +140,7 @@ class MetricClaims:
             if c["kind"] in ("better", "worse", "depends", "best") and few:
                 self.claims[i] = c.replace(would_be=c["kind"], kind="insufficient_replication")
                 withheld = True
+        self.claims = with_plans(self.claims, self.contrasts, self.nets, self.delta, self.s.min_seeds, self.trials)
         if withheld or self.seeds < self.s.min_seeds:
             self.claims.append(self.replication_claim())
         return self.claims
@@ -274,13 +279,14 @@ class MetricClaims:
         row = t[t["b"] == ref].iloc[0].to_dict()
         beaten = [w for w, k in zip(weights, kinds) if k == "better"] or [weights[others.index(ref)]]
         self.claim("best", best, ref, row, fam, test=f"{t_test(self.population)}; {how}", weights=beaten, tied=tied,
-                   others=others, mean=float(means[best]), configurations=[best, ref])
+                   contrast=weights[others.index(ref)], others=others, mean=float(means[best]),
+                   configurations=[best, ref])
 
 
 def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[str], s: Settings,
                  improving: dict[str, float] | None = None) -> tuple[list[Claim], dict[str, pd.DataFrame], dict]:
-    """Claims of every metric, cross-metric disagreements, and still-improving marks; the contrast tables; and per
-    metric the per-network analysis they rest on (analysis.networks.Networks)."""
+    """Claims of every metric, cross-metric disagreements, what more would decide the open ones (analysis.decide),
+    and still-improving marks; the contrast tables; and per metric the per-network analysis they rest on."""
     claims, tables, nets = [], {}, {}
     for m in metrics:
         mc = MetricClaims(per_image, trials, m, s)
@@ -289,5 +295,5 @@ def study_claims(per_image: pd.DataFrame, trials: pd.DataFrame, metrics: list[st
         for name, t in mc.tables.items():
             tables.setdefault(name, []).append(t)
     claims += disagreements(claims) + best_disagreements(claims, tables.get("vs_best", []))
-    return (mark_improving(claims, improving or {}), {k: pd.concat(v, ignore_index=True) for k, v in tables.items()},
-            nets)
+    claims = mark_improving(plan_rest(claims, tables.get("vs_best", []), nets, s, trials), improving or {})
+    return claims, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, nets

@@ -2,7 +2,8 @@
 
 Order: which factors matter (per metric), the recommended level of each factor that matters and the levels tied with
 it, interactions that change a recommendation, Ψ versus λ, the top group of configurations, where metrics disagree.
-At most MAX_BULLETS bullets; every claim stays in guidelines.json and the tables in stats/.
+At most MAX_BULLETS bullets; every claim stays in guidelines.json and the tables in stats/. After them: what more
+(seeds, trial-hours) would decide the open claims (analysis.decide).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 
 from analysis.claim import Claim
+from analysis.decide import open_paragraph
 from analysis.style import factor_name
 from analysis.load import unit_suffix
 from analysis.pvalues import p_clause
@@ -249,8 +251,9 @@ def as_markdown(claims: list[dict], context: dict) -> str:
     shown = items[:MAX_BULLETS]
     cut = ["", f"{len(items) - MAX_BULLETS} more bullet(s) left out to keep the list short; every claim is in "
            f"`guidelines.json`."] if len(items) > MAX_BULLETS else []
+    more = open_paragraph(claims)
     return "\n".join(["# Guidelines", "", *[f"{p}\n" for p in scope(claims, context)],
-                      *[f"- {b}" for b in shown], *cut, "",
+                      *[f"- {b}" for b in shown], *cut, *(["", more] if more else []), "",
                       f"{len(claims)} claims in `guidelines.json`; the contrast tables in `stats/network_*.csv`.", ""])
 
 

@@ -1,13 +1,14 @@
 """The report's first screen (at most 30 lines, before Design): per metric the recommended configuration with its
 effect and 95% CI against the pixel-only baseline and against the runner-up, the networks, images and patients it
-rests on and whom it covers; what is undecided and how many seeds would decide it; what the study cost. Everything
-comes from the Evidence's claims and tables."""
+rests on and whom it covers; what is undecided and, per named claim, how many seeds (and trial-hours) would decide it
+(analysis.decide); what the study cost. Everything comes from the Evidence's claims and tables."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from analysis.decide import OPEN, plan_text
 from analysis.load import BASELINE, unit_suffix
 
 MAX_LINES = 30
@@ -59,19 +60,31 @@ def _seeds_text(v: pd.Series, metric: str, seeds: int, min_seeds: int) -> str:
     return f"; with {need} seeds per configuration (now {seeds}) a {delta} difference is found with 80% power{floor}"
 
 
+def _named(c: dict) -> str:
+    """'subject vs reference: 7 seeds (+0.8 trial-hours)' (analysis.decide), or without the plan where it has none."""
+    plan = plan_text(c)
+    return f"{c['subject']} vs {c['reference']}" + (f": {plan}" if plan else "")
+
+
 def _undecided(claims: list[dict], variance: pd.DataFrame | None, seeds: int, min_seeds: int) -> list[str]:
+    """Per metric its open claims (each pair once), the cheapest to decide first, each with what would decide it
+    (analysis.decide); the study-wide seeds figure only where none has its own."""
     lines = []
     for m in dict.fromkeys(c["metric"] for c in claims):
-        open_ = [c for c in claims if c["metric"] == m and c["kind"] in ("undecided", "insufficient_replication")
-                 and c["subject"] != "seeds per configuration"]
+        open_ = list({(c["subject"], c["reference"]): c for c in claims if c["metric"] == m and c["kind"] in OPEN
+                      and c["subject"] != "seeds per configuration"}.values())
         if not open_:
             continue
-        named = "; ".join(f"{c['subject']} vs {c['reference']}" for c in open_[:MAX_UNDECIDED])
-        more = f" and {len(open_) - MAX_UNDECIDED} more" if len(open_) > MAX_UNDECIDED else ""
+        open_.sort(key=lambda c: (c.get("seeds_to_decide") is None, c.get("seeds_to_decide") or 0))
+        named = "; ".join(_named(c) for c in open_[:MAX_UNDECIDED])
+        more = f"; {len(open_) - MAX_UNDECIDED} more in guidelines.json" if len(open_) > MAX_UNDECIDED else ""
         need = ""
-        if variance is not None and (variance["metric"] == m).any():
+        if all(c.get("to_decide") is None for c in open_) and variance is not None and (variance["metric"] == m).any():
             need = _seeds_text(variance[variance["metric"] == m].iloc[0], m, seeds, min_seeds)
         lines.append(f"- **Undecided ({m}):** {named}{more}{need}.")
+    if lines and any(c.get("seeds_to_decide") is not None for c in claims):  # said once: what the seeds figures are
+        lines[0] = lines[0][:-1] + (" (seeds per configuration at the measured variance, the estimate taken as true: "
+                                    "a planning figure; see Methods).")
     return lines
 
 

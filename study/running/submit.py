@@ -2,7 +2,9 @@
 
 The spec is frozen at submission: its validated form (paths made absolute) is written to
 `RESULTS_DIR/slurm/<stamp>-study.yaml` and the jobs run that file, so editing the YAML afterwards changes nothing
-in a queued job. A study resubmitted after its jobs ended continues where it stopped (finished trials are skipped).
+in a queued job. A study resubmitted after its jobs ended continues where it stopped (finished trials are skipped); an adaptive
+study whose stage 1 is over but whose stage 2 is undecided (its collect job did not run) decides it here and
+submits its trials.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ def with_overrides(spec: StudySpec, overrides: dict, source: str = "command line
 def submit_study(spec: StudySpec, *, output: Optional[str | Path] = None, dry_run: bool = False) -> tuple[list[slurm.Job], Path]:
     """Render the study's sbatch script(s) and, unless `dry_run`, check every input (preflight: all problems at once,
     before anything is queued), freeze the spec and submit."""
-    if not dry_run:
-        from rich.console import Console
+    from rich.console import Console
 
+    if not dry_run:
         from study.planning.preflight import preflight, stop_on
 
         stop_on(preflight(spec, output), Console())
     p = plan(spec, output, allow_missing_weights=dry_run)
+    if spec.slurm.mode == "array" and not dry_run:  # stage 1 over, stage 2 undecided (its collect job did not run)
+        from study.running.stages import decide
+
+        p = decide(p, Console()) or p
     out = p.out.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     frozen = out / "slurm" / f"{stamp}-study.yaml"

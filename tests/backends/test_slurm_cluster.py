@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,61 @@ def test_ray_mode_runs_the_study_on_a_ray_cluster_inside_the_allocation(slurm, t
     ray_dirs = list((out / "ray").glob("run-*"))
     assert ray_dirs, "the driver ran its trials through Ray Tune"
     assert (out / "report" / "report.md").is_file()
+
+
+@pytest.mark.long
+def test_an_adaptive_study_runs_its_stages_on_slurm_the_collect_job_submitting_stage_two(slurm, tmp_path):
+    """Stage 1 (3 seeds × 2 configurations) as an array; its collect job is held until stage 1 is over so that the
+    smallest effect can be set from stage 1's measured variance where stage 2 has work (max_seeds 4); released,
+    it decides stage 2 and submits it (a second array and collect job), which runs just the added trials."""
+    import yaml
+
+    from analysis.adaptive import VARIANCE_CONFIDENCE, seeds_for, variance_bound
+    from analysis.claims import MetricClaims, Settings
+    from analysis.compute import read_study
+    from study.store.results import refresh_tables
+
+    raw = tiny_spec(tmp_path, name="adp", factors={"lam": [0, 0.001], "seed": [0]}, metrics=["psnr"],
+                    training={"epochs": 2, "steps_per_epoch": 4, "lr": 5e-3},
+                    tracking={"enabled": True, "example_images": 0},
+                    adaptive={"min_seeds": 3, "max_seeds": 4, "power": 0.8},
+                    slurm={"mode": "array", "time": "10:00"})
+    path = write_spec(tmp_path, raw)
+    jobs = _submit(path)
+    subprocess.run(["scontrol", "hold", jobs["finalize"]], check=True, env=slurm.env)
+    assert slurm.wait(jobs["array"], timeout=300) == ["COMPLETED"] * 6
+    out = tmp_path / "adp"
+    refresh_tables(out)
+    st = read_study(out)
+    v = MetricClaims(st.per_image, st.trials, "psnr", Settings()).nets.variance
+    planned = variance_bound(v.ms_within, 2 * 2, VARIANCE_CONFIDENCE)
+    delta = next(d for d in np.geomspace(1e-3, 100, 400) if seeds_for(2, planned, v.test_term, d, 0.04, 0.8, 3, 4)[0] == 4)
+    frozen = next((out / "slurm").glob("*-study.yaml"))
+    spec = yaml.safe_load(frozen.read_text())
+    spec["analysis"]["min_effect"] = {"psnr": float(delta)}
+    frozen.write_text(yaml.safe_dump(spec, sort_keys=False))
+    subprocess.run(["scontrol", "release", jobs["finalize"]], check=True, env=slurm.env)
+    assert slurm.wait(jobs["finalize"], timeout=180) == ["COMPLETED"]
+    log = (out / "slurm" / f"report-{jobs['finalize']}.out").read_text()
+    words = log[log.index("stage 2 submitted:"):].replace(",", " ").split()
+    second = {name: words[words.index(name) + 1] for name in ("array", "finalize")}
+    rec = json.loads((out / "stages.json").read_text())
+    added = rec["stages"][1]["added"]
+    assert rec["stages"][1]["trials"] == sum(map(len, added.values())) > 0
+    assert set(slurm.wait(second["array"], timeout=300)) == {"COMPLETED"}
+    assert slurm.wait(second["finalize"], timeout=180) == ["COMPLETED"]
+    print(f"\nadaptive on SLURM: stage 1 array {jobs['array']}, collect {jobs['finalize']} → stage 2 {second}: {added}")
+    assert "stage 2 submitted" not in (out / "slurm" / f"report-{second['finalize']}.out").read_text()
+
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert set(trials["status"]) == {"finished"} and trials["run_key"].is_unique
+    for c, g in trials.groupby("configuration"):
+        assert sorted(g.loc[g["stage"] == 1, "seed"]) == [0, 1, 2] and sorted(g.loc[g["stage"] == 2, "seed"]) == \
+            added.get(c, []), c
+    runs = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "adp")
+    children = runs[runs["tags.run_key"].notna()]
+    assert sorted(children["tags.run_key"]) == sorted(trials["run_key"])
+    assert sorted(children["tags.stage"]) == sorted(trials["stage"].astype(str))
+    assert "## Stages (adaptive seeds)" in (out / "report" / "report.md").read_text()
+    res = subprocess.run([sys.executable, "-m", "study", "submit", str(path)], capture_output=True, text=True)
+    assert res.returncode == 2 and "nothing to submit" in res.stderr

@@ -20,7 +20,7 @@ import pytest
 
 from helpers import mlflow_runs, tiny_spec, write_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 FACTORS = {"lam": [0, 0.1, 100]}
 TRAINING = {"epochs": 3, "steps_per_epoch": 8, "lr": 5e-3}
 

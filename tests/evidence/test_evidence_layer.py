@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from analysis import analyse, write_report
+from analysis.decide import FIELDS, OPEN
 from helpers.synthetic import add_examples, results_folder
 
 GOLDEN = Path(__file__).parent / "golden" / "synthetic_report.json"
@@ -53,7 +54,12 @@ def test_analyse_writes_nothing(rendered):
 def test_the_rendered_report_has_the_claims_and_numbers_of_the_report_before_the_split(rendered):
     _, _, _, out = rendered
     golden = json.loads(GOLDEN.read_text())
-    assert json.loads((out / "guidelines.json").read_text()) == golden["claims"]
+    claims = json.loads((out / "guidelines.json").read_text())
+    # issue 29 adds what more would decide each open claim (analysis.decide.FIELDS); every other field as before
+    assert [{k: v for k, v in c.items() if k not in FIELDS} for c in claims] == golden["claims"]
+    open_ = [c for c in claims if c["kind"] in OPEN and c["subject"] != "seeds per configuration"]
+    assert open_ and all(set(FIELDS) <= set(c) for c in open_)
+    assert all(not set(FIELDS) & set(c) for c in claims if c["kind"] not in OPEN)
     assert json.loads((out / "summary.json").read_text()) == golden["summary"]
     stats = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted((out / "stats").glob("*.csv"))}
     assert stats == golden["stats"]  # all 33 CSVs byte-identical
