@@ -1,5 +1,6 @@
 """`study plan`: how many seeds the study needs, before it runs (analysis.planning: simulation with the report's
-own claims code, variance components from a pilot results folder)."""
+own claims code, from network-level statistics or, with --exact, per-image tables; variance components from a pilot
+results folder or the spec's analysis.prior)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def plan_command(
                                                "first; repeat for more)"),
     reps: int = typer.Option(100, "--reps", min=10, help="synthetic studies per design and family"),
     max_seeds: int = typer.Option(20, "--max-seeds", min=2),
+    exact: bool = typer.Option(False, "--exact", help="simulate every study as per-image tables through the report's "
+                               "claims code (slow on large grids); default: from its network-level statistics"),
     as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
 ):
     """Power, false-claim rate, trial-hours and disk of candidate seeds per configuration; the cheapest design that
@@ -63,7 +66,7 @@ def plan_command(
         if m not in pil.components:
             raise StudyError(f"--metric {m!r}: the {source} has no {m} that the planner can simulate")
         start = _closed_form(pil, m, settings, power, max_seeds)
-        out.append(plan(pil, m, settings, start, power, budget, max_seeds, reps, per_seed=per_seed))
+        out.append(plan(pil, m, settings, start, power, budget, max_seeds, reps, per_seed=per_seed, exact=exact))
     result = {"recommended": out[0]["recommended"], "designs": out[0]["designs"], "metrics": out}
     if as_json:
         print(json.dumps(result, indent=1, default=float))
@@ -92,22 +95,31 @@ def _from_prior(spec, study: Path, grid, metrics: list[str]):
 
 
 def _closed_form(pil, metric: str, settings, power: float, max_seeds: int) -> int:
-    """Where the search starts: the seeds a two-configuration contrast needs (noncentral t), from the components."""
+    """Where the search starts: the fewest seeds at which the report's max-t over all pairs of the k configurations
+    (studentized-range critical value, as in analysis.adaptive) separates two configurations δ apart with the
+    power (noncentral t), from the components, found by bisection; the best-configuration family is mostly the
+    hardest one."""
+    import numpy as np
     from scipy import stats as sps
 
     from analysis.simulate import METRIC_SCALE
 
     c, unit = pil.components[metric], abs(METRIC_SCALE[metric][1])
     delta, d = settings.effect(metric) / unit, pil.design
-    test = 2 * (c.config_patient_sd**2 / d.patients + (c.config_image_sd**2 + c.residual_sd**2 / max_seeds)
-                / (d.patients * d.slices))
-    for n in range(2, max_seeds + 1):
-        se = (2 * c.net_sd**2 / n + test) ** 0.5
-        df = max(len(d.configurations()) * (n - 1), 1)
-        crit = sps.t.ppf(1 - settings.alpha / 2, df)
-        if se > 0 and sps.nct.sf(crit, df, delta / se) >= power:
-            return n
-    return max_seeds
+    k, images = max(len(d.configurations()), 2), d.patients * d.slices
+    patients = d.patients >= max(2, settings.min_patients)  # else the patient terms are fixed, not test-set noise
+    test = (c.config_patient_sd**2 / d.patients if patients else 0.0) + c.config_image_sd**2 / images
+
+    def enough(n: int) -> bool:
+        se, df = (2 * (c.net_sd**2 + c.residual_sd**2 / images) / n + 2 * test) ** 0.5, k * (n - 1)
+        crit = sps.studentized_range.ppf(1 - settings.alpha, k, df) / np.sqrt(2)
+        return not se > 0 or sps.nct.sf(crit, df, delta / se) >= power
+
+    lo, hi = 2, max_seeds
+    while lo < hi:  # power grows with n
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo
 
 
 def _with(pil, design):
