@@ -96,12 +96,9 @@ def _from_prior(spec, study: Path, grid, metrics: list[str]):
 
 def _closed_form(pil, metric: str, settings, power: float, max_seeds: int) -> int:
     """Where the search starts: the fewest seeds at which the report's max-t over all pairs of the k configurations
-    (studentized-range critical value, as in analysis.adaptive) separates two configurations δ apart with the
-    power (noncentral t), from the components, found by bisection; the best-configuration family is mostly the
-    hardest one."""
-    import numpy as np
-    from scipy import stats as sps
-
+    separates two configurations δ apart with the power (analysis.adaptive.pair_power), from the components, found
+    by bisection; the best-configuration family is mostly the hardest one."""
+    from analysis.adaptive import pair_power
     from analysis.simulate import METRIC_SCALE
 
     c, unit = pil.components[metric], abs(METRIC_SCALE[metric][1])
@@ -109,11 +106,10 @@ def _closed_form(pil, metric: str, settings, power: float, max_seeds: int) -> in
     k, images = max(len(d.configurations()), 2), d.patients * d.slices
     patients = d.patients >= max(2, settings.min_patients)  # else the patient terms are fixed, not test-set noise
     test = (c.config_patient_sd**2 / d.patients if patients else 0.0) + c.config_image_sd**2 / images
+    net_var = c.net_sd**2 + c.residual_sd**2 / images
 
     def enough(n: int) -> bool:
-        se, df = (2 * (c.net_sd**2 + c.residual_sd**2 / images) / n + 2 * test) ** 0.5, k * (n - 1)
-        crit = sps.studentized_range.ppf(1 - settings.alpha, k, df) / np.sqrt(2)
-        return not se > 0 or sps.nct.sf(crit, df, delta / se) >= power
+        return pair_power(n, k, net_var, test, delta, settings.alpha) >= power
 
     lo, hi = 2, max_seeds
     while lo < hi:  # power grows with n
