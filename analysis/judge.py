@@ -45,9 +45,25 @@ def best_beats(claims: list[dict], truth: dict) -> bool:
 
 
 def other_firm(claims: list[dict], truth: dict) -> bool:
-    """Any better/worse/depends claim, or a factor term significant (all false where nothing is planted)."""
-    return any(c["kind"] in ("better", "worse", "depends") and c["subject"] != "Ψ"
-               or (c["kind"] == "factor_importance" and (c["p_adj"] or 1) < ALPHA) for c in claims)
+    """A firm claim (better/worse/depends, or a factor term significant) that the truth, over the population the
+    claim covers, does not bear out, where nothing is planted. Where that truth is flat (every configuration's mean
+    equal: the patients), every firm claim is false. Over these test patients their own configuration × patient
+    terms make the true means differ, and a claim about them is judged against those means: a level better/worse
+    claim is false when the levels' true gap has the other sign or none; a term or a depends claim is then true of
+    these patients."""
+    for c in claims:
+        term = c["kind"] == "factor_importance" and (c["p_adj"] or 1) < ALPHA
+        if not (term or c["kind"] in ("better", "worse", "depends") and c["subject"] != "Ψ"):
+            continue
+        t = _truth(truth, c)
+        if float(t.max() - t.min()) <= 1e-12:
+            return True
+        if c["kind"] in ("better", "worse") and c.get("factor"):
+            a, b = c["subject"].split("=", 1)[1], c["reference"].split("=", 1)[1]
+            gap = _sign(c["metric"]) * level_gap(truth, c, c["factor"], a, b)
+            if (gap <= 1e-12) if c["kind"] == "better" else (gap >= -1e-12):
+                return True
+    return False
 
 
 def level_gap(truth: dict, c: dict, factor: str, a: str, b: str) -> float:

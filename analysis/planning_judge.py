@@ -6,7 +6,9 @@ would decide about a planted effect, and whether it makes a false claim, with th
 - the best configuration is found when it has the best mean and its contrast with the pixel-only baseline is
   separated at α by the max-t over all pairs of configurations (the `vs_best` table);
 - a null study makes a false claim when a factor term (main or two-way, quasi-F, Holm over the terms) is
-  significant, which every better/worse/depends claim needs (gatekeeping), or when its `best` claim beats (p_adj < α
+  significant, which every better/worse/depends claim needs (gatekeeping), where the true means are flat (over
+  these test patients, whose own terms make them differ, a term is true of them; a level claim against its true
+  gap is not judged here), or when its `best` claim beats (p_adj < α
   and ≥ δ) a configuration whose true mean is at least as good (analysis.judge.best_beats/other_firm).
 
 Contrasts of a balanced grid are marginal means: their weights are the report's (`level_weights`: ±1 over the
@@ -166,8 +168,10 @@ def _ss(x: np.ndarray, term: tuple[int, ...], shape: tuple, n: int, lead: int) -
 
 
 def any_term(lay: Layout, st: Stats, alpha: float) -> np.ndarray:
-    """Per study: a factor term significant after Holm over the terms (analysis.judge.other_firm)."""
-    if not lay.factors:
+    """Per study whose true means are flat: a factor term significant after Holm over the terms. Where these test
+    patients' own terms make the true means differ, a term is true of them (analysis.judge.other_firm)."""
+    flat = np.ptp(st.truth, axis=1) <= 1e-12
+    if not lay.factors or not flat.any():
         return np.zeros(len(st), bool)
     p = term_pvalues(lay, st)
-    return np.array([bool((adjust(row, "holm") < alpha).any()) for row in p])
+    return flat & np.array([bool((adjust(row, "holm") < alpha).any()) for row in p])
