@@ -12,11 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import mlflow_runs, tiny_spec, write_spec
+from helpers import delta_asking, mlflow_runs, tiny_spec, write_spec
 from helpers.slurm_cluster import Slurm, available
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(available() is not None, reason=f"no SLURM here: {available()}")]
@@ -117,7 +116,6 @@ def test_ray_mode_runs_the_study_on_a_ray_cluster_inside_the_allocation(slurm, t
     assert (out / "report" / "report.md").is_file()
 
 
-@pytest.mark.long
 def test_an_adaptive_study_runs_its_stages_on_slurm_the_collect_job_submitting_stage_two(slurm, tmp_path):
     """Stage 1 (3 seeds × 2 configurations) as an array; its collect job is held until stage 1 is over so that the
     smallest effect can be set from stage 1's measured variance where stage 2 has work (max_seeds 4); released,
@@ -143,7 +141,8 @@ def test_an_adaptive_study_runs_its_stages_on_slurm_the_collect_job_submitting_s
     st = read_study(out)
     v = MetricClaims(st.per_image, st.trials, "psnr", Settings()).nets.variance
     planned = variance_bound(v.ms_within, 2 * 2, VARIANCE_CONFIDENCE)
-    delta = next(d for d in np.geomspace(1e-3, 100, 400) if seeds_for(2, planned, v.test_term, d, 0.04, 0.8, 3, 4)[0] == 4)
+    delta = delta_asking(4, 2, planned, v.test_term)
+    assert seeds_for(2, planned, v.test_term, delta, 0.04, 0.8, 3, 4)[0] == 4
     frozen = next((out / "slurm").glob("*-study.yaml"))
     spec = yaml.safe_load(frozen.read_text())
     spec["analysis"]["min_effect"] = {"psnr": float(delta)}

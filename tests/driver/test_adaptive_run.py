@@ -14,13 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import mlflow_runs, tiny_spec, write_spec
+from helpers import delta_asking, mlflow_runs, tiny_spec, write_spec
 
-pytestmark = [pytest.mark.slow, pytest.mark.long]
+pytestmark = pytest.mark.slow
 FACTORS = {"lam": [0, 0.1, 100]}
 TRAINING = {"epochs": 3, "steps_per_epoch": 8, "lr": 5e-3}
 
@@ -40,9 +39,9 @@ def stage_one(tmp_path_factory):
     st = read_study(root / "ad")
     v = MetricClaims(st.per_image, st.trials, "psnr", Settings()).nets.variance
     planned = variance_bound(v.ms_within, 3 * 2, VARIANCE_CONFIDENCE)  # what stage_two plans with
-    delta = next(d for d in np.arange(0.05, 60, 0.05)
-                 if seeds_for(3, planned, v.test_term, d, 0.04, 0.8, 3, 6)[0] == 5)
-    return root / "ad", float(delta)
+    delta = delta_asking(5, 3, planned, v.test_term)
+    assert seeds_for(3, planned, v.test_term, delta, 0.04, 0.8, 3, 6)[0] == 5
+    return root / "ad", delta
 
 
 def _adaptive(tmp: Path, stage_one, backend: str) -> tuple[Path, Path]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,3 +74,16 @@ def stage_backbone(checkpoints: Path, model, name: str) -> None:
     torch.save({k: torch.zeros(()).expand(v.shape) if k.startswith("classifier.") else v
                 for k, v in model.state_dict().items()}, checkpoints / name)
 
+
+
+def delta_asking(n: int, k: int, net_var: float, test_term: float, alpha: float = 0.04, power: float = 0.8) -> float:
+    """The smallest effect at which analysis.adaptive plans exactly n seeds for k configurations: halfway (on a log
+    scale) between the effects at which n and n − 1 seeds reach `power` (pair_power grows with δ; two root finds)."""
+    from scipy.optimize import brentq
+
+    from analysis.adaptive import pair_power
+
+    def root(m: int) -> float:
+        return brentq(lambda ld: pair_power(m, k, net_var, test_term, float(np.exp(ld)), alpha) - power, -12, 12)
+
+    return float(np.exp((root(n) + root(n - 1)) / 2))
