@@ -8,7 +8,8 @@ to n seeds everywhere, analysed at α. Counted:
   any best/better/worse/depends/factor claim the truth contradicts (analysis.judge.best_beats, other_firm);
 - power: the planted best configuration (δ better than its rivals) named best and separated from pixel-only;
 - trials: the mean number of networks trained.
-Run: python benchmarks/adaptive_calibration.py [--reps N] [--jobs J] [--fixed N...] [--cases CASE...] [--no-write]
+Run: python benchmarks/adaptive_calibration.py [--reps N] [--jobs J] [--fixed N...] [--cases CASE... [--section NAME]]
+     [--no-write]; a run of some cases writes its own section, "Benchmark 10: ... (NAME)", beside the full run's.
 """
 
 from __future__ import annotations
@@ -147,12 +148,13 @@ def main() -> None:
     ap.add_argument("--fixed", type=int, nargs="*", default=[6, 8, 9, 10, 11])
     ap.add_argument("--cases", nargs="*", choices=list(CASES), default=list(CASES))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--section", default="cases re-run with more studies", help="RESULTS.md section for --cases runs")
     a = ap.parse_args()
     fixed = {"null": (10,), "partial null": (10,), "power": tuple(a.fixed)}
     rows = run(a.reps, a.jobs, fixed, a.cases)
     if a.no_write:
         return
-    from results_md import write_section
+    from results_md import command, write_section
 
     head = ["| case | studies | adaptive: claims share, mean trials | fixed designs | s |", "|---|---|---|---|---|"]
     text = [f"{len(DESIGN.configurations())} configurations (2 layers × 2 pretrainings × 3 λ + pixel-only), "
@@ -163,9 +165,9 @@ def main() -> None:
             "False-claim share of any claim kind (null cases; each kind's own share in brackets) or power (power case), "
             "Wilson 95% intervals.", "", *head,
             *[_line(r, fixed[r["case"]]) for r in rows]]
-    write_section("Benchmark 10: adaptive seeds against fixed designs",
-                  f"python benchmarks/adaptive_calibration.py --reps {a.reps} --jobs {a.jobs} --fixed {' '.join(map(str, a.fixed))}"
-                  + (f" --cases {' '.join(repr(c) for c in a.cases)}" if a.cases != list(CASES) else ""), "\n".join(text))
+    subset = a.cases != list(CASES)
+    write_section("Benchmark 10: adaptive seeds against fixed designs" + (f" ({a.section})" if subset else ""),
+                  command(), "\n".join(text))
 
 
 if __name__ == "__main__":
