@@ -75,10 +75,9 @@ def stage_backbone(checkpoints: Path, model, name: str) -> None:
                 for k, v in model.state_dict().items()}, checkpoints / name)
 
 
-
 def delta_asking(n: int, k: int, net_var: float, test_term: float, alpha: float = 0.04, power: float = 0.8) -> float:
-    """The smallest effect at which analysis.adaptive plans exactly n seeds for k configurations: halfway (on a log
-    scale) between the effects at which n and n − 1 seeds reach `power` (pair_power grows with δ; two root finds)."""
+    """An effect at which analysis.adaptive plans exactly n seeds for k configurations: halfway (on a log scale)
+    between the effects at which n and n − 1 seeds just reach `power` (pair_power grows with δ; two root finds)."""
     from scipy.optimize import brentq
 
     from analysis.adaptive import pair_power
